@@ -72,7 +72,11 @@ is not a member of whose files are indexed one `permissions.list`, and per group
 shared with one `members.list` (a page per 200 members).
 
 Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
-drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
+drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. A document shows only
+the part of its path (and its shared drive's name) that every reader of the file may open
+(`google_drive_content.shown_location`: each folder map entry keeps the folder's own sharing, a
+drive its members' fingerprint, `members`); the `folders` filter matches the whole path. A folder
+map of an earlier version (no sharing kept) reads it with one folder listing before a run. An item at the top of My
 Drive has My Drive's root folder as its parent; no listing names that folder, and `files.get`
 answers it as "My Drive" without parents: met as a parent, it is kept in the folder map as `ROOT`,
 which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
@@ -124,9 +128,11 @@ from .google_drive_content import (
     TooLarge,
     acl_of,
     fetch_text,
+    folder_entry,
     folder_path,
     in_scope,
     owner_of,
+    shown_location,
     skip_reason,
 )
 from .kit import CheckpointModel, Outage, Pager, Retries, RetryPolicy, page_token
@@ -146,7 +152,9 @@ _SKIP_REASONS = {
     "exportSizeLimitExceeded",
     "fileNotExportable",
 }
-_FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
+_FOLDER_FIELDS = (
+    "id,name,mimeType,parents,driveId,trashed,permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
+)
 _SHARING_FIELDS = (
     "id,name,trashed,driveId,owners(emailAddress),permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
 )
@@ -212,7 +220,8 @@ class _State(CheckpointModel):
     start_token: str
     phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
-    folders: dict[str, list[Any]] | None = None  # {id: [name, parent]} (My Drive's root: ROOT); None until listed
+    # {id: [name, parent, readers]} (My Drive's root: ROOT; readers: `folder_readers`); None until listed
+    folders: dict[str, list[Any]] | None = None
     root: str | None = None  # My Drive's root folder's id, once asked (`_root`)
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
@@ -318,6 +327,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
             crawled = st.phase == "crawl"
+            if not crawled:
+                self._read_folder_sharing(st)
             if crawled:
                 yield from self._crawl(st, since)
             else:
@@ -471,7 +482,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if follow:
             st.drive_tokens = {drive: self.client.start_page_token(drive) for drive in st.drives}
         listing = self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
-        st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]] for f in listing}
+        st.folders = {f["id"]: self._folder(f, (f.get("parents") or [None])[0]) for f in listing}
         return not listing.incomplete
 
     def _follow_changes(self, st: _State, replay: bool = True) -> Iterator[Item]:
@@ -749,7 +760,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if live is None:
                 reshaped = st.folders.pop(native, None) is not None or reshaped
             else:
-                entry = [live["name"], (live.get("parents") or [None])[0]]
+                entry = self._folder(live, (live.get("parents") or [None])[0])  # its sharing: its files' paths
                 if st.folders.get(native, entry) != entry:
                     moved.append(native)
                     reshaped = True
@@ -838,11 +849,11 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     st.known.discard(f["id"])
                     yield Deletion(id=self.doc_id(f["id"]))
                 continue
-            jobs.append((f, path))
+            jobs.append(f)
         if counted is not None:
             counted += len(files) - len(jobs)  # out of scope: gone through already
         context = contextvars.copy_context()  # each read in the pool sees the run's (its retries end when it stops)
-        for item in self._pool.map(lambda job: context.copy().run(self._read, job[0], job[1], st.drives), jobs):
+        for item in self._pool.map(lambda f: context.copy().run(self._read, f, st), jobs):
             native = item.id.split(":", 1)[1]
             st.retries.note(native, item)  # a failed read is read again by every later run
             self._track(st, native)
@@ -891,7 +902,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 root = not (above or f.get("driveId")) and parent == self._root(st)
             except DriveApiError:
                 return
-            st.folders[parent] = list(ROOT) if root else [f["name"], above]
+            st.folders[parent] = list(ROOT) if root else self._folder(f, above)
             parent = above
 
     def _root(self, st: _State) -> str:
@@ -922,7 +933,22 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         yield from self._process(list(files.values()), st)
         yield st.checkpoint()
 
-    def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
+    def _read_folder_sharing(self, st: _State) -> None:
+        """A folder map from before it kept the folders' sharing takes it (one folder listing, once)."""
+        folders = st.folders or {}
+        old = [fid for fid, entry in folders.items() if len(entry) == 2 and entry[0] is not None]
+        if not old:
+            return
+        fields = "id,permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
+        shared = {f["id"]: f for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", fields)}
+        for fid in old:
+            name, parent = folders[fid]
+            folders[fid] = self._folder({"name": name, **shared.get(fid, {})}, parent)
+
+    def _folder(self, f: dict[str, Any], parent: str | None) -> list[Any]:
+        return folder_entry(f, parent, self.config.link_shares)
+
+    def _read(self, f: dict[str, Any], st: _State) -> Document | Deletion | Skipped:
         doc_id = self.doc_id(f["id"])
         reason = skip_reason(f, self.config.max_file_bytes)
         if reason:
@@ -952,7 +978,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         except ItemError as exc:
             acl = self._acl(perms, f["id"]) if perms is not None else None
             return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"), acl=acl)
-        return self._document(f, text, perms, path, drives)
+        return self._document(f, text, perms, st)
 
     def _acl(self, permissions: list[dict[str, Any]], native: str) -> ACL:
         """The file's ACL, its groups expanded to their members; the groups it names are noted for
@@ -1005,13 +1031,16 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     self._reader = ""
             return self._reader
 
-    def _document(
-        self, f: dict[str, Any], text: str, perms: list[dict[str, Any]], path: str, drives: dict[str, str]
-    ) -> Document:
+    def _document(self, f: dict[str, Any], text: str, perms: list[dict[str, Any]], st: _State) -> Document:
+        """The file as a document; its folder path and shared drive are named only as far as every
+        reader of the file may open them (`shown_location`)."""
         owner = owner_of(f)
+        acl = self._acl(perms, f["id"])
+        parent = (f.get("parents") or [None])[0]
+        path, drive = shown_location(parent, st.folders or {}, st.drives, st.members, acl)
         metadata: dict[str, Any] = {"mime_type": f["mimeType"], "folder": path, "owner": owner}
-        if f.get("driveId"):
-            metadata["shared_drive"] = drives.get(f["driveId"], f["driveId"])
+        if drive is not None:
+            metadata["shared_drive"] = drive
         return self.document(
             f["id"],
             title=f.get("name", ""),
@@ -1021,7 +1050,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             created_at=f.get("createdTime"),
             updated_at=f.get("modifiedTime"),
             metadata=metadata,
-            acl=self._acl(perms, f["id"]),
+            acl=acl,
         )
 
     # --- reconciliation ----------------------------------------------------------------------

@@ -121,7 +121,8 @@ ROOT = (None, None)  # My Drive's root folder in the folder map: it ends a path 
 
 
 def folder_path(parent: str | None, folders: dict[str, list[Any]], drives: dict[str, str]) -> tuple[str, list[str]]:
-    """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent]}.
+    """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent, readers]}:
+    the whole path, for the `folders` filter; what a document shows is `shown_location`.
 
     A path starts below My Drive's root (an entry `ROOT`, or a folder missing from the map) or at
     a shared drive's name: 'Engineering/Design Docs' for a folder at the top of My Drive, whether
@@ -141,6 +142,72 @@ def folder_path(parent: str | None, folders: dict[str, list[Any]], drives: dict[
         names.append(entry[0])
         parent = entry[1]
     return "/".join(reversed(names)), ids
+
+
+def folder_readers(f: dict[str, Any], link_shares: bool = True) -> list[str] | None:
+    """Who a folder's own sharing lets open it (`ACL.principals`), as its listing gives it; None when
+    Drive gave no permissions (a shared drive's folder, or one the reader may not share)."""
+    perms = f.get("permissions")
+    return acl_of(perms, link_shares).principals() if isinstance(perms, list) else None
+
+
+def folder_entry(f: dict[str, Any], parent: str | None, link_shares: bool = True) -> list[Any]:
+    """A folder map entry: [name, parent, readers] (`folder_readers`)."""
+    return [f["name"], parent, folder_readers(f, link_shares)]
+
+
+def covers(readers: set[str], acl: ACL) -> bool:
+    """Whether everyone `acl` lets read may open what `readers` (principals) lets open."""
+    if "*" in readers:
+        return True
+    if acl.public:
+        return False
+    return all(f"d:{d}" in readers for d in acl.domains) and all(
+        f"u:{u}" in readers or f"d:{u.rpartition('@')[2]}" in readers for u in acl.users
+    )
+
+
+def shown_location(
+    parent: str | None,
+    folders: dict[str, list[Any]],
+    drives: dict[str, str],
+    drive_readers: dict[str, str],
+    acl: ACL,
+) -> tuple[str, str | None]:
+    """(folder path, shared drive name) as every reader of a file with `acl` may see them in Drive.
+
+    A folder is named only when its readers (its own sharing, with its shared drive's members:
+    `drive_readers`, the members' principals comma-joined) cover the file's; a shared drive only
+    when its members do. The path keeps the folders from the file up to the first one some reader
+    may not open; above it, "…/" stands for the rest; a file none of whose folders all its readers
+    may open has no path (Drive shows it under "Shared with me", without its location)."""
+    chain: list[tuple[str, list[str] | None]] = []  # from the file's folder up
+    drive: str | None = None
+    seen: set[str] = set()
+    while parent and parent not in seen:
+        seen.add(parent)
+        if parent in drives:
+            drive = parent
+            break
+        entry = folders.get(parent)
+        if entry is None or entry[0] is None:
+            break
+        chain.append((entry[0], entry[2] if len(entry) > 2 else None))
+        parent = entry[1]
+    members = {p for p in drive_readers.get(drive, "").split(",") if p} if drive else set()
+    shown: list[str] = []
+    for name, readers in chain:
+        if not covers(set(readers or ()) | members, acl):
+            break
+        shown.append(name)
+    drive_name = drives[drive] if drive is not None and covers(members, acl) else None
+    whole = len(shown) == len(chain) and (drive is None or drive_name is not None)
+    if whole and drive_name is not None:
+        shown.append(drive_name)
+    path = "/".join(reversed(shown))
+    if not whole:
+        path = "…/" + path if path else ""
+    return path, drive_name
 
 
 def in_scope(path: str, ancestors: list[str], wanted: list[str]) -> bool:

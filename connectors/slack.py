@@ -310,12 +310,13 @@ class _State(CheckpointModel):
     `run`: the run in progress ({todo, planned, reconcile, scan, unsettled}; `planned`: every
     channel it meant to read, so a resumed run tells one joined since; `unsettled`: the channels
     left to read when it was resumed, each time, for `live_ids_after`), None between runs;
-    `names`: channel names for mentions."""
+    `names`: channel names for mentions, `private`: which of them are private (named only to members)."""
 
     channels: dict[str, dict[str, Any]] = {}
     run: dict[str, Any] | None = None
     reconciled_at: float = 0.0
     names: dict[str, str] = {}
+    private: list[str] | None = None  # the ids in `names` of private channels (None: from before)
     team_url: str = ""
     retries: Retries = Field(default_factory=Retries)  # "CHANNEL:TS" of threads with a file not read
     files: dict[str, list[str]] = {}  # "CHANNEL:TS" -> the files its document names (for `file_deleted`)
@@ -509,6 +510,7 @@ class _Crawl:
                 "channel the bot is a member of",
             )
         self.state.names = dict(sorted(self.directory.channels.items()))  # for scoped runs' mentions
+        self.state.private = sorted(self.directory.private)
         self.state.team_url = self.team_url
 
     def _list_users(self) -> None:
@@ -552,9 +554,15 @@ class _Crawl:
                 if c.get("name"):
                     self.directory.channels[c["id"]] = c["name"]
                 info = self._channel_info(c)
+                self._note_private(c, info)
                 if info is not None and self._wanted(info):
                     found[info.id] = info
         return dict(sorted(found.items()))
+
+    def _note_private(self, c: Mapping[str, Any], info: ChannelInfo | None) -> None:
+        """Mentions of a private channel (DM, group DM) name it only to its members (`Directory.channel`)."""
+        if c.get("is_private") or c.get("is_mpim") or c.get("is_im"):
+            self.directory.private[c["id"]] = info.acl if info is not None and info.kind != "public_channel" else None
 
     def _channel_info(self, c: Mapping[str, Any]) -> ChannelInfo | None:
         if c.get("is_im"):
@@ -708,6 +716,17 @@ class _Crawl:
             raise
         return True
 
+    def _private_from_state(self) -> None:
+        """The private channels the last full run listed, with the readers their entries keep; a
+        checkpoint from before it listed them: every named channel not recorded as public."""
+        private = self.state.private
+        if private is None:
+            entries = self.state.channels
+            private = [cid for cid in self.state.names if not (entries.get(cid) or {}).get("public")]
+        for cid in private:
+            chan = _known_channel(cid, self.state.channels.get(cid))
+            self.directory.private.setdefault(cid, chan.acl if chan is not None else None)
+
     def run_scope(self, scope: frozenset[str], touched: Iterable[str] = ()) -> Iterator[Item]:
         """Only the channels in `scope`, each from its own checkpoint entry, and those `touched` by a
         member's changed email, read bare; nothing else is read."""
@@ -715,6 +734,7 @@ class _Crawl:
         try:
             self.team_url = self.state.team_url or self.api.call("auth.test").get("url") or "https://slack.com/"
             self.directory.channels.update(self.state.names)
+            self._private_from_state()
             for uid, person in _met(self.conn).items():  # a profile `people_changed` took stays
                 self.directory.people.setdefault(uid, person)
             run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
@@ -839,6 +859,7 @@ class _Crawl:
             raise
         if c.get("name"):
             self.directory.channels[cid] = c["name"]
+        self._note_private(c, None)
         if (c.get("is_im") or c.get("is_mpim")) and not self.cfg.include_dms:
             return None
         if c.get("is_private") and not c.get("is_mpim") and not self.cfg.include_private:

@@ -209,9 +209,11 @@ class _Export:
         kinds = [("channels.json", "public_channel"), ("groups.json", "private_channel")]
         if self.config.include_dms:
             kinds += [("mpims.json", "mpim"), ("dms.json", "im")]
-        for listing, _kind in kinds:
+        for listing, kind in kinds:
             for c in self._json(listing):
                 self.directory.channels[c["id"]] = c.get("name") or c["id"]
+                if kind != "public_channel":  # named only to its members (`Directory.channel`)
+                    self.directory.private[c["id"]] = self._acl(c, kind)
         for listing, kind in kinds:
             for c in sorted(self._json(listing), key=lambda c: c["id"]):
                 name = c.get("name") or self._dm_name(c)

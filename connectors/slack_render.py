@@ -15,13 +15,17 @@ entry the same member as the `participants` entry at its position, "" where the 
 none), in metadata only, so a question naming someone by either ("Hermione Granger", doubledeez@example.com)
 finds the threads that show her as "doubledeez" (`Document.people`). Both come from the same
 `users.list` / `users.info` answers (an export's `users.json`) as the names: no call of their own.
+
+A channel mention is named only as every reader of the document may see it (`Directory.channel`):
+a private channel, DM or group DM in its own threads or where all the thread's readers are its
+members, else "#private-channel", as the client shows it to a non-member; a public one always.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -108,6 +112,9 @@ _EMOJIS = {
 }
 
 
+PRIVATE_CHANNEL = "private-channel"  # a private channel's mention where a reader is not its member
+
+
 @dataclass(frozen=True)
 class Person:
     id: str
@@ -126,6 +133,36 @@ class Directory:
     channels: dict[str, str] = field(default_factory=dict)  # id -> name
     bots: dict[str, str] = field(default_factory=dict)  # bot id -> app name (exports)
     lookup: Callable[[str], Person | None] | None = None
+    # Private channels, DMs and group DMs by id -> their readers (None: not known to this run).
+    private: dict[str, ACL | None] = field(default_factory=dict)
+    # The document being rendered: its channel and readers (`seen_from`); None names no private channel.
+    here: ChannelInfo | None = None
+
+    def seen_from(self, channel: ChannelInfo) -> Directory:
+        """This directory as `channel`'s documents show it (the same people and names, shared)."""
+        return replace(self, here=channel)
+
+    def channel(self, cid: str, label: str = "") -> str:
+        """A channel mention's name as every reader of the document may see it: a private channel
+        (DM, group DM) is named only in its own documents or where all their readers are its
+        members; else "private-channel", as the Slack client shows it to a non-member."""
+        if cid in self.private and not self._all_members(cid):
+            return PRIVATE_CHANNEL
+        return label or self.channels.get(cid, cid)
+
+    def _all_members(self, cid: str) -> bool:
+        here, members = self.here, self.private[cid]
+        if here is None:
+            return False
+        if here.id == cid:
+            return True
+        readers = here.acl
+        return (
+            members is not None
+            and not readers.public
+            and not readers.domains
+            and set(readers.users) <= set(members.users)
+        )
 
     def add_user(self, user: Mapping[str, Any]) -> Person:
         profile = user.get("profile") or {}
@@ -158,7 +195,7 @@ def render(text: str, directory: Directory) -> str:
         if target.startswith("@"):
             return "@" + (label or directory.person(target[1:]).name)
         if target.startswith("#"):
-            return "#" + (label or directory.channels.get(target[1:], target[1:]))
+            return "#" + directory.channel(target[1:], label)
         if target.startswith("!"):
             return _special(target[1:], label)
         if target.startswith("mailto:"):
@@ -303,7 +340,7 @@ def _inline(element: Mapping[str, Any], directory: Directory) -> str:
         return "@" + directory.person(str(element.get("user_id") or "")).name
     if kind == "channel":
         cid = str(element.get("channel_id") or "")
-        return "#" + directory.channels.get(cid, cid)
+        return "#" + directory.channel(cid)
     if kind == "link":
         url, label = str(element.get("url") or ""), str(element.get("text") or "")
         return f"{label} ({url})" if label and label != url else url
@@ -413,6 +450,7 @@ def thread_doc(
 ) -> ThreadDoc:
     """One document for a parent and its replies, in order: a line per message with author and time."""
     file_texts = file_texts or {}
+    directory = directory.seen_from(channel)
     parent = messages[0]
     lines: list[str] = []
     writers: list[str] = []  # one key per person (`writer`), in the order they first wrote

@@ -79,7 +79,16 @@ def seed_sample(ws: Any, path: Path | None = None) -> None:
         eng = ds.add_file(
             ws, "Engineering", ds.FOLDER, owner=a, modified=next(at), permissions=[ds.domain_permission(ws, dom)]
         )
-        design = ds.add_file(ws, "Design Docs", ds.FOLDER, parent=eng.id, owner=a, modified=next(at))
+        # as Drive lists a folder's permissions: those it inherits from Engineering too
+        design = ds.add_file(
+            ws,
+            "Design Docs",
+            ds.FOLDER,
+            parent=eng.id,
+            owner=a,
+            modified=next(at),
+            permissions=[ds.domain_permission(ws, dom)],
+        )
         ops = ds.add_file(ws, "Operations", ds.FOLDER, owner=b, modified=next(at))
         private = ds.add_file(ws, "Personal", ds.FOLDER, owner=c, modified=next(at))
 

@@ -523,6 +523,7 @@ def test_a_scope_the_log_takes_away_on_one_page_and_gives_back_on_a_later_one_do
     first, state = run(c.load(None))
     ds.edit(ws, file_named(sb, "Engineering").id, name="Old engineering")  # first in the log
     ds.edit(ws, file_named(sb, "Operations").id, name="Engineering")
+    ds.set_permissions(ws, file_named(sb, "Engineering").id, [ds.domain_permission(ws, ws.domain)])  # its path shown
     items, state = run(c.load(state))
     below = {"Incident postmortem 2024-03.pdf", "Security policy.docx", "runbook.txt", "README.md", "faq.html"}
     assert set(docs(items)) == below and docs(items)["runbook.txt"].metadata["folder"] == "Engineering"
@@ -550,7 +551,9 @@ def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) 
     assert set(c.live_ids()) == {doc_id(sb, "Search service design")}
     everything, _ = run(connector(sb, subject=owner).load(None))
     assert docs(everything)["readme.txt"].metadata["folder"] == ""
-    assert docs(everything)["Onboarding guide"].metadata["folder"] == "Engineering"
+    assert docs(everything)["All-hands deck"].metadata["folder"] == "Engineering"
+    # shared with anyone, in a folder of the domain: a reader outside it is not told where it is
+    assert docs(everything)["Onboarding guide"].metadata["folder"] == ""
 
 
 def shared_folder(sb: Sandbox) -> tuple[ds.DriveFile, list[ds.DriveFile]]:
@@ -1235,3 +1238,46 @@ def test_a_shared_drive_whose_member_is_a_group_is_read_by_the_groups_members(sb
     assert set(updates) == {*in_the_drive, doc_id(sb, "Q3 roadmap")} and not docs(items)  # all naming eng@
     assert all("carol@example.com" not in acl.users and "bob@example.com" in acl.users for acl in updates.values())
     assert sb.faults.count("drive:files.export") == 0
+
+
+def test_a_folder_or_shared_drive_is_named_only_to_readers_who_may_open_it(sb: Sandbox) -> None:
+    """Drive shows a file shared into a folder (or shared drive) its reader may not open under
+    "Shared with me", without the location: its document names no folder that some reader of it
+    may not open, nor such a drive; the `folders` filter still selects it by that folder."""
+    ws, dom = sb.ws, sb.ws.domain
+    hamza, bob = f"hamza@{dom}", f"bob@{dom}"
+    secret = ds.add_file(ws, "Layoffs 2027", ds.FOLDER, owner=hamza)  # nobody else may open it
+    ds.add_file(ws, "desk.txt", "text/plain", "Desk 4F.", parent=secret.id, owner=hamza,
+                permissions=[ds.user_permission(ws, bob)])  # fmt: skip
+    theirs = ds.add_file(ws, "Bob's corner", ds.FOLDER, parent=secret.id, owner=hamza,
+                         permissions=[ds.user_permission(ws, bob)])  # fmt: skip
+    ds.add_file(ws, "chair.txt", "text/plain", "Chair 2.", parent=theirs.id, owner=hamza,
+                permissions=[ds.user_permission(ws, bob)])  # fmt: skip
+    ds.add_file(ws, "own.txt", "text/plain", "Mine.", parent=theirs.id, owner=hamza)  # hamza's alone
+    deal = ds.add_drive(ws, "M&A - Project Wobble", [ds.user_permission(ws, hamza, "organizer")])
+    ds.add_file(ws, "memo.txt", "text/plain", "Memo.", parent=deal.id, owner=hamza,
+                permissions=[ds.user_permission(ws, bob)])  # fmt: skip
+    ds.add_file(ws, "plan.txt", "text/plain", "Plan.", parent=deal.id, owner=hamza)  # the members' own
+    items, state = run(connector(sb).load(None))
+    got = {t: (d.metadata["folder"], d.metadata.get("shared_drive")) for t, d in docs(items).items()}
+    assert got["desk.txt"] == ("", None)
+    assert got["chair.txt"] == ("…/Bob's corner", None)  # he may open his folder, not the one above
+    assert got["own.txt"] == ("Layoffs 2027/Bob's corner", None)  # its one reader may open both
+    assert got["memo.txt"] == ("", None)  # a non-member is not told the drive's name
+    assert got["plan.txt"] == ("M&A - Project Wobble", "M&A - Project Wobble")
+    for d in docs(items).values():
+        if bob in d.acl.users:
+            assert "Layoffs" not in str(d.metadata) and "Wobble" not in str(d.metadata), d.title
+    # the filter selects by the whole path, whatever the documents show
+    scoped, _ = run(connector(sb, folders=["Layoffs 2027"]).load(None))
+    assert set(docs(scoped)) == {"desk.txt", "chair.txt", "own.txt"}
+    # a checkpoint whose folder map kept no sharing (an earlier version's) reads it before it names
+    assert state is not None
+    state["folders"] = {k: v[:2] for k, v in state["folders"].items()}
+    ds.edit(ws, file_named(sb, "desk.txt").id, content="Desk 5F.")
+    ds.edit(ws, file_named(sb, "own.txt").id, content="Still mine.")
+    changed, _ = run(connector(sb).load(state))
+    assert {t: d.metadata["folder"] for t, d in docs(changed).items()} == {
+        "desk.txt": "",
+        "own.txt": "Layoffs 2027/Bob's corner",
+    }

@@ -1278,3 +1278,48 @@ def test_a_damaged_day_file_of_an_export_is_a_failed_skip_naming_it_and_the_rest
     half = SlackExportConnector(SlackExportConnector.Config(name="sx", type="slack_export", path=cut), {})
     with pytest.raises(ConfigError, match=r"source 'sx': the export .*cut\.zip is not a readable ZIP"):
         list(half.load(None))
+
+
+def test_a_private_channel_is_named_in_a_mention_only_where_every_reader_is_its_member() -> None:
+    """Slack shows a non-member "private channel" for a mention of it: a public thread (or one some
+    reader of is not a member) must not carry its name, in the text, the blocks or the title."""
+    ops = ChannelInfo("G1", "layoffs-q1", "private_channel", ACL(users=["ada@x.com", "bo@x.com"]))
+    d = Directory(
+        people={"U1": Person("U1", "ada", "ada@x.com")},
+        channels={"C1": "general", "G1": "layoffs-q1", "G2": "pair"},
+        private={"G1": ops.acl, "G2": None},
+    )
+    block = {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        {"type": "text", "text": "also "}, {"type": "channel", "channel_id": "G1"}]}]}  # fmt: skip
+    msg = {"ts": "1.000100", "user": "U1", "text": "see <#G1> and <#G1|layoffs-q1>, <#C1>", "blocks": [block]}
+    general = ChannelInfo("C1", "general", "public_channel", ACL(public=True))
+    pair = ChannelInfo("G3", "pair", "private_channel", ACL(users=["ada@x.com"]))
+    stranger = ChannelInfo("G4", "other", "private_channel", ACL(users=["ada@x.com", "cy@x.com"]))
+    for chan, shown in [(general, False), (stranger, False), (ops, True), (pair, True)]:
+        doc = thread_doc(chan, [msg], d, "https://t.slack.com/")
+        assert ("layoffs-q1" in doc.text + doc.title) is shown, chan.name
+        if not shown:
+            assert "see #private-channel and #private-channel, #general" in doc.title
+            assert "also #private-channel" in doc.text
+    assert render("<#G2>", d) == "#private-channel"  # no document's readers known: not named
+
+
+def test_a_slack_export_names_a_private_channel_only_to_its_members(tmp_path) -> None:
+    import json
+    import zipfile
+
+    path = tmp_path / "x.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        users = [{"id": "U1", "name": "ann", "profile": {"email": "ann@x.com"}}]
+        users.append({"id": "U2", "name": "bob", "profile": {"email": "bob@x.com"}})
+        zf.writestr("users.json", json.dumps(users))
+        zf.writestr("channels.json", json.dumps([{"id": "C1", "name": "general", "members": ["U1", "U2"]}]))
+        zf.writestr("groups.json", json.dumps([{"id": "G1", "name": "acquisition-wobble", "members": ["U1"]}]))
+        zf.writestr("general/2024-01-02.json", json.dumps([{"ts": "1704200000.000100", "user": "U1",
+            "text": "Board notes moved to <#G1>"}]))  # fmt: skip
+        zf.writestr("acquisition-wobble/2024-01-02.json", json.dumps([{"ts": "1704200000.000200", "user": "U1",
+            "text": "Here: <#G1|acquisition-wobble>"}]))  # fmt: skip
+    cfg = SlackExportConnector.Config(name="x", type="slack_export", path=path, domains=["x.com"])
+    docs = {i.metadata["channel"]: i for i in SlackExportConnector(cfg, {}).load(None) if isinstance(i, Document)}
+    assert "moved to #private-channel" in docs["general"].text and "wobble" not in docs["general"].title
+    assert "Here: #acquisition-wobble" in docs["acquisition-wobble"].text  # its own members see its name
