@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -113,25 +114,27 @@ class Retries(BaseModel):
                 yield self.failed[native_id].skipped()
 
 
-_REPLAYING = threading.local()  # `active` while this thread reads again an item that failed before
+# True while an item that failed before is read again: a context variable, so that the reads a
+# connector hands to a pool of threads in a copy of its context (Google Drive's) are marked too
+_REPLAYING: ContextVar[bool] = ContextVar("inlet_replaying", default=False)
 
 
 def _replaying(read: Callable[[str], Iterable[Item]], native_id: str) -> Iterator[Item]:
-    """What `read(native_id)` yields, the thread marked as replaying while the read runs (not
-    while the consumer holds an item: it may read other items meanwhile)."""
-    _REPLAYING.active = True
+    """What `read(native_id)` yields, marked as a replay while the read runs (not while the
+    consumer holds an item: it may read other items meanwhile)."""
+    token = _REPLAYING.set(True)
     try:
         items = iter(read(native_id))
     finally:
-        _REPLAYING.active = False
+        _REPLAYING.reset(token)
     while True:
-        _REPLAYING.active = True
+        token = _REPLAYING.set(True)
         try:
             item = next(items)
         except StopIteration:
             return
         finally:
-            _REPLAYING.active = False
+            _REPLAYING.reset(token)
         yield item
 
 
@@ -160,7 +163,7 @@ class Outage:
         instead when the run is stopping or this is the `after`-th such read in a row."""
         why = self.detail(error)
         retry_after = getattr(error, "retry_after", None)
-        replayed = getattr(_REPLAYING, "active", False)
+        replayed = _REPLAYING.get()
         with self._lock:
             if item not in self._counted and not replayed:
                 self._counted.add(item)

@@ -780,6 +780,30 @@ def test_files_failing_in_a_row_are_an_outage_and_the_run_fails(sb: Sandbox) -> 
         run(connector(sb, retries=0, concurrency=1).load(None))
 
 
+@pytest.mark.parametrize("concurrency", [4, 1])
+def test_files_that_failed_in_earlier_runs_and_fail_again_are_no_outage(sb: Sandbox, concurrency: int) -> None:
+    """review34 F1: Drive reads a replayed file in its pool of threads, where the mark saying "a
+    replay" was not seen: three files remembered as failed made every later run fail as an outage,
+    freezing deletions and revoked sharing."""
+    _, state = run(connector(sb).load(None))
+    assert state is not None
+    gdocs = sorted(
+        (f for f in sb.ws.drive.files.values() if f.mime_type == "application/vnd.google-apps.document"),
+        key=lambda f: f.id,
+    )
+    assert len(gdocs) >= 3
+    state["retries"]["failed"] = {  # what three runs each failing one export left in the checkpoint
+        f.id: {"id": f"team-drive:{f.id}", "reason": f"{f.name}: 503", "title": f.name, "attempts": 1}
+        for f in gdocs[:3]
+    }
+    sb.faults.fail("drive", "files.export", 503, times=1000)  # they still fail
+    items, after = run(connector(sb, retries=0, concurrency=concurrency).load(state))
+    assert sorted(i.title or "" for i in items if isinstance(i, Skipped) and i.failed) == sorted(
+        f.name for f in gdocs[:3]
+    )
+    assert after is not None and sorted(f["attempts"] for f in after["retries"]["failed"].values()) == [2, 2, 2]
+
+
 def test_a_file_the_reader_may_only_view_is_indexed_for_the_readers_known(sb: Sandbox) -> None:
     someone = next(iter(sb.ws.users.values())).email
     sb.faults.fail("drive", "permissions.list", 403, times=1000, reason="insufficientFilePermissions")
