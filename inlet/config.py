@@ -239,16 +239,26 @@ def normalise_origin(value: str) -> str:
 
 
 def _ascii_host(value: str, host: str) -> str:
-    """An internationalised host name in the ASCII form a browser's `Origin` header carries (UTS #46,
-    as the WHATWG URL Standard's "domain to ASCII"): `bücher.example` is `xn--bcher-kva.example`."""
+    """An internationalised host name in the ASCII form a browser's `Origin` header carries (the
+    WHATWG URL Standard's "domain to ASCII": UTS #46, underscores and symbols allowed): label by
+    label, `bücher.example` is `xn--bcher-kva.example`, `a_b.bücher.example` keeps `a_b`."""
     if host.isascii():
         return host
     import idna
 
-    try:
-        return idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise ValueError(f"{value!r} cannot be read as an origin: its host is no valid domain name ({exc})") from None
+    labels = []
+    for label in host.split("."):
+        if label.isascii():
+            labels.append(label)
+            continue
+        try:
+            labels.append(idna.encode(label, uts46=True).decode("ascii"))
+        except idna.IDNAError:  # a symbol IDNA 2008 disallows (☃): browsers still map it
+            try:
+                labels.append(label.encode("idna").decode("ascii"))
+            except UnicodeError as exc:
+                raise ValueError(f"{value!r} cannot be read as an origin: its host is no domain name ({exc})") from None
+    return ".".join(labels)
 
 
 Origin = Annotated[str, AfterValidator(normalise_origin)]
