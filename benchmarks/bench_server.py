@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,9 +176,16 @@ def check_answers(port: int, qs: list[str]) -> None:
 def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
     out = {}
     local = threading.local()
+    reasons: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def failed(reason: str) -> None:
+        with lock:
+            reasons[reason] += 1
+
     for label, key in (("/v1/search, admin (no ACL)", ADMIN_KEY), ("/v1/search, user key (ACL)", USER_KEY)):
 
-        def one(q: str, key: str = key) -> bool:
+        def one(q: str, key: str = key, label: str = label) -> bool:
             client = getattr(local, key, None)
             if client is None:
                 client = httpx.Client(
@@ -186,12 +194,21 @@ def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[st
                 setattr(local, key, client)
             try:
                 r = client.post("/v1/search", json={"query": q, "k": 10})
-            except httpx.HTTPError:
+            except httpx.HTTPError as e:
+                failed(f"{label}: {type(e).__name__}")
                 return False
-            return r.status_code == 200 and bool(r.json().get("results"))  # an empty answer is an error
+            if r.status_code != 200:
+                failed(f"{label}: HTTP {r.status_code}")
+                return False
+            if not r.json().get("results"):  # an empty answer is an error
+                failed(f"{label}: no results")
+                return False
+            return True
 
         out[label] = drive(clients, seconds, one, qs)
         print(f"  {label}: done", file=sys.stderr)
+    for reason, n in reasons.most_common():
+        print(f"  errors, {reason}: {n}", file=sys.stderr)
     return out
 
 
