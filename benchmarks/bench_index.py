@@ -219,12 +219,12 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
         work = Path(tempfile.mkdtemp())
         path = reuse if reuse and size == sizes[-1] else work / "ix"
         words = (
-            synthetic.build(path, size)
+            synthetic.build(path, size, backend=embedder.backend)
             if not (path / "catalog.db").exists()
             else synthetic.vocabulary(random.Random(7))
         )
         qs = synthetic.queries(words, 200)
-        with Index(IndexConfig(path=path), embedder=embedder) as index:
+        with Index(IndexConfig(path=path, backend=embedder.backend), embedder=embedder) as index:
             for label, user in (("no ACL", None), ("ACL", synthetic.BENCH_USER)):
                 ours, raw, strict = [], [], []
                 cpu: dict[str, list[float]] = {"ours": [], "raw": [], "strict": []}

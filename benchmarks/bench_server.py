@@ -12,6 +12,9 @@
    baseline that embeds through inlet's query batcher, so its ratio isolates everything else.
 3. Starts `inlet serve` in a subprocess and drives /v1/search with `--clients` concurrent clients for
    `--seconds` each: as an admin (no ACL filter) and as a user key (ACL filter in both retrievers).
+   Its config names the synthetic sources (a source left out is not served). Before timing, 20
+   queries per key must each return results, or the run stops; during it an empty answer counts
+   as an error.
 Prints throughput, p50/p99 and error counts. Traffic goes to 127.0.0.1 only.
 """
 
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +41,7 @@ from inlet.index import vectors
 from inlet.storage import Filters
 from inlet.index.embedding import serve_queries
 from inlet.index.store import Index
-from synthetic import BENCH_USER, build, queries, vocabulary
+from synthetic import BENCH_USER, SOURCES, build, queries, vocabulary
 
 ADMIN_KEY, USER_KEY = "bench-admin-key", "bench-user-key"
 
@@ -112,13 +116,23 @@ def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[st
     return out
 
 
-def serve(path: Path, port: int) -> subprocess.Popen[bytes]:
-    config = path.parent / "bench.toml"
-    config.write_text(
+def config_text(path: Path, port: int, empty: Path) -> str:
+    """The server's config: the index, two keys, and every synthetic source (`src0`..`src3`, as
+    `files` sources of an empty folder, which the server never syncs): a source missing from the
+    config is not served, so without them every answer would be empty."""
+    sources = "".join(f'\n[[sources]]\nname = "{name}"\ntype = "files"\npath = "{empty}"\n' for name in SOURCES)
+    return (
         f'[index]\npath = "{path}"\n\n[server]\nport = {port}\nmax_body_bytes = 65536\n\n'
         '[[server.api_keys]]\nname = "bench-admin"\nkey_env = "BENCH_ADMIN_KEY"\nadmin = true\n\n'
-        f'[[server.api_keys]]\nname = "bench-user"\nkey_env = "BENCH_USER_KEY"\nuser = "{BENCH_USER}"\n'
+        f'[[server.api_keys]]\nname = "bench-user"\nkey_env = "BENCH_USER_KEY"\nuser = "{BENCH_USER}"\n' + sources
     )
+
+
+def serve(path: Path, port: int) -> subprocess.Popen[bytes]:
+    config = path.parent / "bench.toml"
+    empty = path.parent / "bench-empty"
+    empty.mkdir(exist_ok=True)
+    config.write_text(config_text(path, port, empty))
     env = {**os.environ, "BENCH_ADMIN_KEY": ADMIN_KEY, "BENCH_USER_KEY": USER_KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "inlet", "serve", "--config", str(config)],
@@ -141,12 +155,37 @@ def serve(path: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("inlet serve did not become ready")
 
 
+def check_answers(port: int, qs: list[str]) -> None:
+    """Every query of the run must find something, as each key (the synthetic words are in most
+    documents): an empty answer means the server is not serving the index (a source missing from
+    its config, say), and its timings would measure nothing. Exits with the reason."""
+    for label, key in (("admin", ADMIN_KEY), ("user", USER_KEY)):
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
+        ) as c:
+            for q in qs[:20]:
+                r = c.post("/v1/search", json={"query": q, "k": 10})
+                if r.status_code != 200 or not r.json().get("results"):
+                    raise SystemExit(
+                        f"/v1/search as {label} returned no results for {q!r} (HTTP {r.status_code}: "
+                        f"{r.text[:200]}): the server is not serving the benchmark's index, so its "
+                        "figures would measure nothing"
+                    )
+
+
 def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
     out = {}
     local = threading.local()
+    reasons: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def failed(reason: str) -> None:
+        with lock:
+            reasons[reason] += 1
+
     for label, key in (("/v1/search, admin (no ACL)", ADMIN_KEY), ("/v1/search, user key (ACL)", USER_KEY)):
 
-        def one(q: str, key: str = key) -> bool:
+        def one(q: str, key: str = key, label: str = label) -> bool:
             client = getattr(local, key, None)
             if client is None:
                 client = httpx.Client(
@@ -154,12 +193,22 @@ def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[st
                 )
                 setattr(local, key, client)
             try:
-                return client.post("/v1/search", json={"query": q, "k": 10}).status_code == 200
-            except httpx.HTTPError:
+                r = client.post("/v1/search", json={"query": q, "k": 10})
+            except httpx.HTTPError as e:
+                failed(f"{label}: {type(e).__name__}")
                 return False
+            if r.status_code != 200:
+                failed(f"{label}: HTTP {r.status_code}")
+                return False
+            if not r.json().get("results"):  # an empty answer is an error
+                failed(f"{label}: no results")
+                return False
+            return True
 
         out[label] = drive(clients, seconds, one, qs)
         print(f"  {label}: done", file=sys.stderr)
+    for reason, n in reasons.most_common():
+        print(f"  errors, {reason}: {n}", file=sys.stderr)
     return out
 
 
@@ -182,6 +231,7 @@ def main() -> None:
         results = baseline(path, qs, args.clients, args.seconds)
         proc = serve(path, args.port)
         try:
+            check_answers(args.port, qs)
             results.update(over_http(args.port, qs, args.clients, args.seconds))
         finally:
             proc.terminate()

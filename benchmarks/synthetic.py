@@ -26,6 +26,7 @@ from inlet.index.store import Index
 
 USERS = [f"u{n}@corp.example" for n in range(200)]
 BENCH_USER = USERS[7]
+SOURCES = tuple(f"src{n}" for n in range(4))  # the documents' sources, round robin
 SEED = 7  # batches' and build's default: the vocabulary of a kept index is vocabulary(Random(SEED))
 
 
@@ -64,7 +65,7 @@ def batches(n_chunks: int, seed: int = SEED, size: int = 4000) -> Iterator[tuple
             docs.append(
                 Document(
                     id=f"synth:{n}",
-                    source=f"src{n % 4}",
+                    source=SOURCES[n % len(SOURCES)],
                     source_type="files",
                     title=f"doc {n}",
                     text=text,
@@ -88,9 +89,11 @@ def upsert_vectors(collection: Any, docs: list[Document], vecs: np.ndarray) -> N
     )
 
 
-def build(path: Path, n_chunks: int, seed: int = SEED) -> list[str]:
-    """Synthetic documents straight into the catalog and Chroma; returns the vocabulary."""
-    index = Index(IndexConfig(path=path))
+def build(path: Path, n_chunks: int, seed: int = SEED, backend: str | None = None) -> list[str]:
+    """Synthetic documents straight into the catalog and Chroma; returns the vocabulary. The index
+    is stamped with `backend` (default: the configured default), so a benchmark of another
+    embedding backend can open it (the vectors are random whatever the backend)."""
+    index = Index(IndexConfig(path=path, backend=backend) if backend else IndexConfig(path=path))
     started = time.perf_counter()
     done = 0
     for docs, vecs in batches(n_chunks, seed):

@@ -18,7 +18,9 @@ eager attention (the same arithmetic as torch's default SDPA kernel), the graph 
 The export is made once per model, offline, from the local model folder, into a user cache dir
 (`$INLET_CACHE_DIR`, else `$XDG_CACHE_HOME/inlet`, else `~/.cache/inlet`) keyed by the model files and
 the exporter's versions, and reused by every process. Each file is written under a temporary name
-and renamed into place, so processes exporting at the same time never read a partial file.
+and renamed into place, so processes exporting at the same time never read a partial file. Making
+the export logs one WARNING first (what it is, where, that it happens once): it is the first
+command's silent ~20 s and its ~1.4 GB peak of memory.
 
 Running an export needs only ONNX Runtime and the `tokenizers` package: beside the graph the cache
 holds the model's own fast tokenizer (`tokenizer.json`, saved from the loaded model) and its input
@@ -186,6 +188,15 @@ def _make(load_model: Callable[[], Any], fp32: Path, target: Path, tokenizer: Pa
             st_model = load_model()
         return st_model
 
+    if not (fp32.exists() and target.exists()):
+        # Seen at the default log level: the command is otherwise silent for ~20 s, and the export
+        # needs ~1.4 GB of memory where every later command fits in ~250 MB (docs/getting-started.md).
+        log.warning(
+            "preparing the embedding model for this machine (ONNX export%s into %s): done once, "
+            "takes about 20 s and 1.4 GB of memory",
+            " + int8 quantisation" if target != fp32 else "",
+            target.parent,
+        )
     if not fp32.exists():
         _atomic(fp32, lambda tmp: _export(model(), tmp))
     if target != fp32 and not target.exists():

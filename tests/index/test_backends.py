@@ -172,3 +172,32 @@ def test_an_older_cache_with_graphs_only_is_completed_without_a_new_export(model
         export.load_tokenizer().encode("gas pipeline").ids
         == models["torch"]._counting_tokenizer()("gas pipeline", truncation=True)["input_ids"]
     )
+
+
+def test_making_the_export_says_so_once_before_it_starts(tmp_path, monkeypatch, caplog):
+    """The first command after install exports the model (~20 s, ~1.4 GB): one WARNING (shown at the
+    CLI's default level) says what and where before the model is even loaded; a cached export says
+    nothing."""
+    import logging
+
+    monkeypatch.setenv("INLET_CACHE_DIR", str(tmp_path / "cache"))
+
+    class Stop(Exception):
+        pass
+
+    def load() -> object:
+        raise Stop  # the export's work starts here: what was logged by now is what a user sees first
+
+    with caplog.at_level(logging.WARNING, logger="inlet.index.backends"), pytest.raises(Stop):
+        onnx_export(resolve_model("all-MiniLM-L6-v2"), quantized=True, load_model=load)
+    notes = [r for r in caplog.records if r.levelno == logging.WARNING and "once" in r.getMessage()]
+    assert len(notes) == 1 and str(tmp_path / "cache") in notes[0].getMessage()
+
+
+def test_a_cached_export_is_used_without_a_notice(embedder, caplog):
+    import logging
+
+    embedder.encode(["export"])
+    with caplog.at_level(logging.WARNING, logger="inlet.index.backends"):
+        onnx_export(resolve_model("all-MiniLM-L6-v2"), quantized=True, load_model=lambda: None)
+    assert not caplog.records
