@@ -65,7 +65,7 @@ from inlet.storage.records import read as read_record
 from inlet.storage.sqlite.catalog import settled_chunks
 from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
-from inlet.storage.swap import finish_swap, ready_prefix, staging_prefix
+from inlet.storage.swap import finish_swap, ready_prefix, restore_lock, staging_prefix
 
 if TYPE_CHECKING:
     from inlet.config import IndexConfig
@@ -378,23 +378,14 @@ def _remove_stale_staging(to: Path) -> None:
     except OSError:
         return
     for folder in found:
-        if folder.is_symlink() or not folder.is_dir():
-            continue
-        try:
-            handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
+        with restore_lock(folder, wait=False) as held:
+            if not held:
+                continue  # a restore running now (or no folder any more)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a restore running now
-            shutil.rmtree(folder)
-            log.info("removed %s, the partial copy of a restore that was stopped before it finished", folder)
-        except OSError as exc:
-            log.warning("could not remove %s, left by a restore that was stopped: %s", folder, exc)
-        finally:
-            os.close(handle)
+                shutil.rmtree(folder)
+                log.info("removed %s, the partial copy of a restore that was stopped before it finished", folder)
+            except OSError as exc:
+                log.warning("could not remove %s, left by a restore that was stopped: %s", folder, exc)
 
 
 @contextmanager

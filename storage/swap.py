@@ -13,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -38,24 +40,18 @@ def finish_swap(to: Path) -> Path | None:
     except OSError:  # a name too long, a parent not readable: the caller's own error says it
         return None
     for copy in ready:
-        if copy.is_symlink() or not copy.is_dir():
-            continue
-        try:
-            handle = os.open(copy, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue  # moved by a restore finishing now, or by another process finishing this one
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # a running restore holds it until it has finished
+        with restore_lock(copy, wait=True) as held:  # a running restore holds it until it has finished
+            if not held:
+                continue  # moved by a restore finishing now, or by another process finishing this one
             if to.exists():
                 return None
-            if not copy.exists():
+            try:
+                copy.rename(to)
+            except FileNotFoundError:
                 continue
-            copy.rename(to)
-        except OSError as exc:
-            log.warning("could not put %s, a verified restored copy, at %s: %s", copy, to, exc)
-            return None
-        finally:
-            os.close(handle)
+            except OSError as exc:
+                log.warning("could not put %s, a verified restored copy, at %s: %s", copy, to, exc)
+                return None
         log.warning(
             "%s was missing: a restore was stopped between moving the index there aside and putting its "
             "verified copy in place; the copy %s is now the index at %s",
@@ -65,6 +61,30 @@ def finish_swap(to: Path) -> Path | None:
         )
         return copy
     return None
+
+
+@contextmanager
+def restore_lock(folder: Path, *, wait: bool) -> Iterator[bool]:
+    """The `flock` a restore holds on its copy `folder` from its creation to its end, taken (waiting
+    for it when `wait`): True while held; False when the folder is no folder any more, a link, or
+    (not waiting) a running restore holds it."""
+    if folder.is_symlink() or not folder.is_dir():
+        yield False
+        return
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(handle)
 
 
 def _mtime(path: Path) -> float:
