@@ -7,7 +7,8 @@ chroma.sqlite3) are copied with SQLite's online backup API, the rest of the Chro
 segment files, written only inside a batch) file by file. A symbolic link inside the index folder
 (`chroma/` on another disk) is followed: the backup holds what the index uses, never the link; one
 that points nowhere, loops or points into the destination is refused, and a copy whose Chroma folder
-lacks the vectors of its catalog's chunks is never reported as a backup. Every file of a backup, its manifest
+lacks the vectors of its catalog's chunks is never reported as a backup, nor one of a database whose
+pages SQLite's quick check finds damaged (`_check_copies`, naming the index file). Every file of a backup, its manifest
 included, is created 0600 before its first byte is written, and its folders are 0700 (an existing
 empty destination is tightened to 0700); a backup that fails part way is removed (a full or
 read-only destination with an error naming the destination and the cause). An index whose files a
@@ -63,7 +64,7 @@ from inlet.storage.private import private_folder
 from inlet.storage.records import COLLECTION, RECORD
 from inlet.storage.records import read as read_record
 from inlet.storage.sqlite.catalog import settled_chunks
-from inlet.storage.sqlite.schema import CATALOG, STATE
+from inlet.storage.sqlite.schema import CATALOG, STATE, damaged, named_damage
 from inlet.storage.sqlite.state import SqliteState
 from inlet.storage.swap import finish_swap, ready_prefix, restore_lock, staging_prefix
 
@@ -130,6 +131,7 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
             paused = time.perf_counter()
             files, size = copy_folder(index.path, dest)
             paused = time.perf_counter() - paused
+        _check_copies(index.path, dest)
         _forget_daemon(dest / "state.db")
         lacking = lacking_vectors(dest)
         if lacking is not None:
@@ -230,6 +232,23 @@ def _followable(link: Path, here: Path, dest: Path) -> None:
 def _new_private_file(path: Path) -> int:
     """A new empty file at `path`, readable by its owner only (0600): its open descriptor."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _check_copies(src: Path, dest: Path) -> None:
+    """Each SQLite database copied from `src` to `dest` passes SQLite's quick check, or the backup
+    is refused naming the index file it came from: the online backup copies pages without reading
+    what they hold, so a damaged page (a bad sector, a torn write) would be found only by the
+    restore that needs the copy. Run once writes go on again."""
+    for copy in sorted(p for p in dest.rglob("*") if p.is_file() and p.name.endswith(SQLITE_SUFFIXES)):
+        original = src / copy.relative_to(dest)
+        db = sqlite3.connect(copy)
+        try:
+            with named_damage(original):
+                problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+        if problems != ["ok"]:
+            raise damaged(original, problems[0])
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:

@@ -194,12 +194,12 @@ COMMANDS = [
 ]
 
 
-def each_command(config: Path, backup: Path) -> Iterator[tuple[list[str], Any]]:
+def each_command(config: Path, backup: Path, skip: tuple[str, ...] = ()) -> Iterator[tuple[list[str], Any]]:
     from click.testing import CliRunner
 
     from inlet.cli import cli
 
-    for command in COMMANDS:
+    for command in (c for c in COMMANDS if c[0] not in skip):
         args = [str(backup) if a == "BACKUP" else a for a in command]
         yield command, CliRunner().invoke(cli, [*args, "--config", str(config)])
 
@@ -401,3 +401,52 @@ def test_every_command_names_a_damaged_index_file_and_the_way_back(
         assert done.exit_code == 1 and isinstance(done.exception, SystemExit), (command, done.output, done.exception)
         assert f"the index file {index / damaged} is damaged (file is not a database)" in done.output, command
         assert "inlet restore" in done.output and "Traceback" not in done.output, (command, done.output)
+
+
+def damage_rows(database: Path, tables: tuple[str, ...]) -> int:
+    """Overwrite the pages of `tables` in `database` (none of them read when it is opened): a bad
+    sector or a torn copy under the rows. The number of pages damaged."""
+    import sqlite3
+
+    db = sqlite3.connect(database)
+    try:
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        marks = ",".join("?" * len(tables))
+        damaged = [r[0] for r in db.execute(f"SELECT pageno FROM dbstat WHERE name IN ({marks})", tables)]
+    finally:
+        db.close()
+    with database.open("r+b") as f:
+        for page in damaged:
+            f.seek((page - 1) * size)
+            f.write(b"\xde\xad" * (size // 2))
+    return len(damaged)
+
+
+@pytest.mark.parametrize(
+    ("damaged", "tables"), [("state.db", ("sources", "runs")), ("catalog.db", ("documents", "chunks", "acl"))]
+)
+def test_damage_a_command_reaches_after_opening_is_named_too_and_no_backup_copies_it(
+    damaged: str, tables: tuple[str, ...], tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    """probe35a F2: damage past a file's header (a bad sector, a torn write), which SQLite finds
+    only when a query reaches the page, ended status, search, sync, serve and mcp in a 40-line
+    traceback, and `inlet backup` copied it and said "backup written" (only a restore, when it was
+    needed, refused the copy). Each names the file and the way back, exit 1, and no backup is left.
+    (`serve` and `daemon` start: what they read at start is intact; a request meeting the damage
+    fails alone.)"""
+    index = tmp_path / "index"
+    config, _ = notes_index(tmp_path, index, text_hash_embedder)
+    for side in index.glob(f"{damaged}-*"):
+        side.unlink()
+    assert damage_rows(index / damaged, tables) > 0
+    failed = set()
+    for command, done in each_command(config, tmp_path / "backup", skip=("serve", "daemon")):  # these start
+        assert done.exception is None or isinstance(done.exception, SystemExit), (command, done.output, done.exception)
+        if done.exit_code:  # a command that reads no damaged page (status from counts) may answer
+            assert done.exit_code == 1, (command, done.output)
+            assert f"the index file {index / damaged} is damaged (" in done.output, (command, done.output)
+            assert "inlet restore" in done.output and "Traceback" not in done.output, (command, done.output)
+            failed.add(command[0])
+    reach = {"state.db": {"status", "sync", "backup"}, "catalog.db": {"search", "backup"}}[damaged]
+    assert reach <= failed, failed
+    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())

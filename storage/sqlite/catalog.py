@@ -27,7 +27,7 @@ from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_m
 from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, people_rows, visible_only
-from .schema import CATALOG, connect, fts_columns, transaction
+from .schema import CATALOG, connect, fts_columns, named_damage, transaction
 
 READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 IDLE_READERS = 8  # read connections kept open between queries (the API's worker threads, a search's two)
@@ -82,11 +82,11 @@ class SqliteCatalog(CatalogReads):
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, transaction(self._db, "BEGIN IMMEDIATE") as db:
+        with self._lock, named_damage(self.path), transaction(self._db, "BEGIN IMMEDIATE") as db:
             yield db
 
     def _query(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        with self._reader() as reader:
+        with named_damage(self.path), self._reader() as reader:
             return reader.execute(sql, tuple(params)).fetchall()
 
     def records(self) -> Records:

@@ -21,7 +21,7 @@ from inlet.process import alive
 from ..dialect import SQLITE
 from ..event_status import SqlEventStatus, merge_reports
 from ..private import private_files
-from .schema import STATE, connect
+from .schema import STATE, connect, named_damage
 
 
 class EventStatusDB(SqlEventStatus):
@@ -32,6 +32,7 @@ class EventStatusDB(SqlEventStatus):
     key = "source"
 
     def __init__(self, path: Path, pid: int | None = None) -> None:
+        self.path = path
         self.pid = pid if pid is not None else os.getpid()
         self._lock = threading.Lock()
         with private_files():
@@ -39,7 +40,7 @@ class EventStatusDB(SqlEventStatus):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, named_damage(self.path):
             yield self._db
 
     def _owner(self) -> int:

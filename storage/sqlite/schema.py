@@ -5,8 +5,9 @@ such a folder it creates only what that release had not yet made, and the later 
 it like any other. A step may rewrite rows, not only tables: `m005_fts_words` re-indexes every
 chunk's keywords when the tokenizer changed. `connect` opens a file: WAL, busy timeout, migrated;
 `transaction` is the one way a statement group runs on such a connection (committed, or rolled
-back on any exception). A file SQLite cannot read as a database when it is opened (overwritten,
-truncated) is a `StorageError` naming it and what to do (`named_damage`), not a traceback.
+back on any exception). A file SQLite cannot read as a database (overwritten, truncated), or a
+damaged page a query reaches later (a bad sector, a torn copy), is a `StorageError` naming it and
+what to do (`named_damage`, around opening and every connection's use), not a traceback.
 `state.db` records the stored formats (`FORMATS`) after its steps: every command of an earlier
 release checks that file before it opens the catalog, so it refuses a folder this inlet opened.
 """
@@ -223,18 +224,23 @@ def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> 
 
 @contextmanager
 def named_damage(path: Path) -> Iterator[None]:
-    """Opening the index file `path`: SQLite finding no database there, or a damaged one (its
-    `DatabaseError` proper: not a locked or busy file, which are `OperationalError`s), is a
-    `StorageError` naming the file and the way back."""
+    """Opening or using the index file `path`: SQLite finding no database there, or a damaged page
+    (its `DatabaseError` proper: not a locked or busy file, which are `OperationalError`s, nor a
+    constraint, an `IntegrityError`), is a `StorageError` naming the file and the way back."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:
             raise
-        raise StorageError(
-            f"the index file {path} is damaged ({exc}): restore the index from a backup "
-            f"(`inlet restore BACKUP --to {path.parent} --replace`), or move the folder aside and sync again"
-        ) from exc
+        raise damaged(path, str(exc)) from exc
+
+
+def damaged(path: Path, why: str) -> StorageError:
+    """The error for the damaged index file `path`: what SQLite said and the way back."""
+    return StorageError(
+        f"the index file {path} is damaged ({why}): restore the index from a backup "
+        f"(`inlet restore BACKUP --to {path.parent} --replace`), or move the folder aside and sync again"
+    )
 
 
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:

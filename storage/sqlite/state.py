@@ -31,6 +31,7 @@ class SqliteState(SqlState):
             private_folder(path.parent)
             with private_files():  # the -wal and -shm files inherit the database's mode
                 db = connect(path, STATE)
+        self.path = path
         self._db = db
         self._lock = threading.Lock()
         self.clock = time.time
@@ -57,7 +58,7 @@ class SqliteState(SqlState):
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         """A deferred transaction: reads take no write lock, and no statement here reads before it writes."""
-        with self._lock, transaction(self._db) as db:
+        with self._lock, named_damage(self.path), transaction(self._db) as db:
             yield db
 
     def _progress_owner(self) -> tuple[str, Any]:
