@@ -1,11 +1,13 @@
 """`relevance`: the calibrated chance that a result answers the query, and the answer's `match`.
 
 Invariant: relevance is a pure function of features search already has (no model call, no
-network): the dense similarity of the best passage and how far it stands above the other
-candidates, its BM25 standing, exact identifier or phrase hits, the share of the query's words the
-document holds (in its passages and in its title), the same share weighted by each word's rarity
-in the index (inverse document frequency), the share of the query's words the index holds
-nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
+network): the dense similarity of the best passage and how far it stands above the median of the
+nearest passages (search's `_dense_reference`: a narrow window's or source filter's are topped up
+from outside it), its BM25 standing, exact identifier or phrase hits, the share of the query's
+words the document holds (in its passages and in its title), the same share weighted by each
+word's rarity in the index (inverse document frequency), the share of the query's words the
+index holds nowhere at all (a question about "parental leave" over a corpus that never says
+"parental"), how
 distinctive the rarest query word the document lacks is, the share of the numbers and months the
 query names (a year, a quarter, a version, a month: "the 2003 budget", "Q4", "the June outage")
 that neither the document nor its date holds, how many of the document's passages match (an
@@ -20,8 +22,9 @@ every other result's relevance is 0.
 
 `match` is decided for the answer as a whole: a second logistic model, fitted on the same
 questions, gives the chance that any of the first five results answers from the best relevance and
-the number of the question's content words (up to eight; Chinese, Japanese and Korean counted as
-words, not as the index's character pairs: `word_count`): the relevance features are shares of
+the number of the question's content words (up to eight; the words searched for, so a time phrase
+read as a filter is none, and Chinese, Japanese and Korean counted as words, not as the index's
+character pairs: `word_count`): the relevance features are shares of
 the question's words, and an answer to a long question holds a smaller share of them, so the same
 best relevance is stronger evidence of an answer the longer the question (on the labelled train
 and held-out sets, questions without an answer are also the shorter ones). `none` below the
