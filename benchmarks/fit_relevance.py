@@ -14,7 +14,8 @@ small L2 penalty: no new dependency. Then it picks the thresholds on the same qu
 falls (they would get match "none"; `--allow`), and `strong`, the lowest value above which the best result
 answers at least 90% of the time. Last the answer-level model `match` is decided from: a logistic model over
 `relevance.answer_features` (the best relevance of the question's results under the model just fitted, and the
-number of the question's content words), labelled 1 when any of the first five results answers, and its threshold
+number of content words of what was searched for, the question less the phrases read as filters), labelled 1
+when any of the first five results answers, and its threshold
 `answer.min`: the highest that calls none for at most `--answer-allow` of the answerable train questions.
 `--folds K` first prints what that decision does on questions it was not fitted on: K folds of the train questions
 (a question and its paraphrases, which share answer documents, in the same fold; repeated over 5 shuffles), the
@@ -61,7 +62,7 @@ def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top
         answers.append(
             (
                 [[hit.features[name] for name in relevance.FEATURES] for hit in got.hits],
-                item["query"],
+                got.searched,  # the words `match` counts: the question less the phrases read as filters
                 any(hit.doc_id in wanted for hit in got.hits[:5]),
             )
         )

@@ -1,11 +1,13 @@
 """`relevance`: the calibrated chance that a result answers the query, and the answer's `match`.
 
 Invariant: relevance is a pure function of features search already has (no model call, no
-network): the dense similarity of the best passage and how far it stands above the other
-candidates, its BM25 standing, exact identifier or phrase hits, the share of the query's words the
-document holds (in its passages and in its title), the same share weighted by each word's rarity
-in the index (inverse document frequency), the share of the query's words the index holds
-nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
+network): the dense similarity of the best passage and how far it stands above the median of the
+nearest passages (search's `_dense_reference`: a narrow window's or source filter's are topped up
+from outside it), its BM25 standing, exact identifier or phrase hits, the share of the query's
+words the document holds (in its passages and in its title), the same share weighted by each
+word's rarity in the index (inverse document frequency), the share of the query's words the
+index holds nowhere at all (a question about "parental leave" over a corpus that never says
+"parental"), how
 distinctive the rarest query word the document lacks is, the share of the numbers and months the
 query names (a year, a quarter, a version, a month: "the 2003 budget", "Q4", "the June outage")
 that neither the document nor its date holds, how many of the document's passages match (an
@@ -20,7 +22,9 @@ every other result's relevance is 0.
 
 `match` is decided for the answer as a whole: a second logistic model, fitted on the same
 questions, gives the chance that any of the first five results answers from the best relevance and
-the number of the question's content words (up to eight): the relevance features are shares of
+the number of the question's content words (up to eight; the words searched for, so a time phrase
+read as a filter is none, and Chinese, Japanese and Korean counted as words, not as the index's
+character pairs: `word_count`): the relevance features are shares of
 the question's words, and an answer to a long question holds a smaller share of them, so the same
 best relevance is stronger evidence of an answer the longer the question (on the labelled train
 and held-out sets, questions without an answer are also the shorter ones). `none` below the
@@ -33,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -246,13 +251,39 @@ ANSWER_FEATURES = ("best", "terms")
 MAX_TERMS = 8  # longer questions count as this long: the labelled ones are too few beyond it to say more
 
 
+# Chinese, Japanese and Korean words as a reader counts them, where the index's words are character
+# pairs (`words`): a run of Han characters is a word per two (their words are mostly one or two
+# characters), a katakana run (a loanword) or a Hangul run (Korean spaces its words, particles
+# attached) one word; hiragana, which writes Japanese particles and endings, none (unless the
+# question is written in hiragana alone: then each of its runs is one).
+_HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+_KATAKANA = "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
+_HANGUL = "\u1100-\u11ff\u3131-\u318e\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
+_HIRAGANA = "\u3041-\u3096\u309d-\u309f"
+_CJK_WORD = re.compile(f"(?P<han>[{_HAN}]+)|[{_KATAKANA}]+|[{_HANGUL}]+")
+_CJK_TEXT = re.compile(f"[{_HAN}{_KATAKANA}{_HANGUL}{_HIRAGANA}]+")
+_HIRAGANA_RUN = re.compile(f"[{_HIRAGANA}]+")
+
+
+def word_count(query: str) -> int:
+    """How many content words `query` has: its `content_terms`, except that Chinese, Japanese and
+    Korean text counts as the words a reader sees (`_CJK_WORD`), not as the index's character
+    pairs: "猫の名前は何ですか" ("what is the cat's name") is three words (猫, 名前, 何), not its
+    eight pairs, particles included."""
+    text = unicodedata.normalize("NFKC", query)
+    plain = len(content_terms(_CJK_TEXT.sub(" ", text)))
+    runs = _CJK_WORD.finditer(text)
+    counted = plain + sum((len(m[0]) + 1) // 2 if m["han"] else 1 for m in runs)
+    return counted or len(_HIRAGANA_RUN.findall(text))
+
+
 def question_terms(query: str) -> float:
-    """How many content words the question has (`content_terms`), at most `MAX_TERMS`. The relevance
+    """How many content words the question has (`word_count`), at most `MAX_TERMS`. The relevance
     features are shares of these words, and an answer to a long question holds a smaller share of
     them (on the answerable train questions, the best coverage among the first five results falls
     from 0.70 at three words to 0.49 at eight or more): the same best relevance is stronger evidence
     of an answer the longer the question."""
-    return float(min(len(content_terms(query)), MAX_TERMS))
+    return float(min(word_count(query), MAX_TERMS))
 
 
 def _logit(p: float) -> float:

@@ -8,7 +8,8 @@ document is scored by all of them), near-duplicate documents collapsed (a thread
 mails is one result, and so is one mail through Outlook and Gmail or in two folders, of the same
 second; `near_duplicates.py`: the same message text with the same facts, so reports made from one
 template stay apart), each result's calibrated `relevance` with the answer's `match`
-(`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
+(`relevance.py`: `match` counts the words searched for, the question less the phrases read as
+filters), and the likely answers (relevance at or above `min_relevance`) moved first.
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
 the one read from the question, and when the filters would leave nothing, the plain query runs.
@@ -136,6 +137,7 @@ class Answer:
     match: str
     interpreted: dict[str, Any]
     took_ms: float
+    searched: str = ""  # the words searched for: the query less the phrases read as filters
 
     def qualifying(self, floor: float) -> list[Hit]:
         """The hits an agent is shown (`/v1/context`, MCP): see `shown`."""
@@ -254,12 +256,15 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     # `match` judges every document scored, whatever `k`: a list of 3 has the verdict of the 10; a
     # listing of the newest documents is answered by its first (`_newest`).
     relevances = [h.relevance for h in pool]
-    decided_from = None if listed else rel.answer_features(relevances, request.query)
+    # the question's length is that of the words searched for: a time or source phrase the search
+    # applied as a filter is not one more word the results must hold
+    decided_from = None if listed else rel.answer_features(relevances, understood.query)
     return Answer(
         hits=[readable_hit(h) for h in pool[: request.k]],
         match=rel.model().match(relevances, decided_from),
         interpreted=readable_values(understood.as_dict()),
         took_ms=(time.perf_counter() - started) * 1000,
+        searched=understood.query,
     )
 
 
@@ -384,13 +389,28 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     exact_hits = exact.result() if exact is not None else {}
     ranked = fuse(lists, zero_below, exact_hits)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
-    evidence = _Evidence.of(dense, bm25, lex_depth, exact_hits)
+    evidence = _Evidence.of(dense, bm25, lex_depth, exact_hits, _dense_reference(index, query, filters, depth, dense))
     groups = _by_document(candidates, index, people)
     pool = max(request.k, RERANK_POOL) if request.mode == "hybrid" else request.k
     chosen = _diversify(index, groups, pool, max(0, request.per_document - 1))
     hits = _materialise(index, chosen)
     _score(hits, chosen, evidence, query, frequency)
     return hits
+
+
+def _dense_reference(
+    index: Index, query: str, filters: Filters, depth: int, dense: list[tuple[str, float]]
+) -> list[tuple[str, float]]:
+    """The `depth` passages `dense_gap` measures a result against: `dense`, and when a time window
+    or a source filter left fewer, topped up with the nearest ones outside it that the caller may
+    see. The median of the handful of passages a narrow window holds is far below that of any
+    `depth` nearest, and would lift each of them as if it stood out ("... in 2024" over four
+    documents of 2024)."""
+    wide = replace(filters, after=None, before=None, sources=(), source_types=())
+    if not dense or len(dense) >= depth or wide == filters:
+        return dense
+    held = {cid for cid, _ in dense}
+    return dense + [hit for hit in index.dense(query, wide, depth) if hit[0] not in held][: depth - len(dense)]
 
 
 def expanded(query: str, frequency: rel.Frequency | None) -> str:
@@ -488,15 +508,22 @@ class _Evidence:
 
     @classmethod
     def of(
-        cls, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], depth: int, exact: Mapping[str, int]
+        cls,
+        dense: list[tuple[str, float]],
+        bm25: list[tuple[str, float]],
+        depth: int,
+        exact: Mapping[str, int],
+        reference: list[tuple[str, float]] | None = None,
     ) -> "_Evidence":
+        """`reference`: the passages whose median `dense_gap` is measured from (default: `dense`)."""
         scores = [s for _, s in dense]
+        median = [s for _, s in (dense if reference is None else reference)]
         lexical = [s for _, s in bm25] + [0.0] * max(0, depth - len(bm25))
         spread = _spread(lexical)
         return cls(
             dense=dict(dense),
             dense_floor=min(scores, default=0.0),
-            dense_median=statistics.median(scores) if scores else 0.0,
+            dense_median=statistics.median(median) if median else 0.0,
             bm25={cid: (s / spread if spread > 0 else 1.0) for cid, s in bm25},
             exact=exact,
         )
