@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|blind2|blind3|blind4|all]
                                                    [--compare REF] [--questions FILE] [--show-misses] [--reliability]
+                                                   [--user EMAIL]
 
 The corpus is what the demo indexes: the sandbox's sample Slack workspace, Drive, Microsoft files
 and Teams, and two mailboxes (Phillip Allen's and Robert Badeer's, through Outlook and Gmail),
@@ -18,7 +19,9 @@ the fourth, written the same way.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
-first five), nDCG@10 (1 / log2(1 + rank)). Copies of an answer (`quality.answer_groups`) count as it.
+first five), nDCG@10 (1 / log2(1 + rank)); `--user EMAIL` asks as that user instead (their ACL
+filters every read, so a question whose answers they may not see counts as missed). Copies of an
+answer (`quality.answer_groups`) count as it.
 `dup` is the share of result lists (k = 5, as the API returns them) that hold a document twice.
 `none%` is the share that got `match == "none"`: wanted high for kind `none`, low for the others.
 `--compare REF` runs the ranking code of git REF (its index/search.py) on the same index in the same
@@ -53,6 +56,7 @@ from inlet.storage.sqlite.state import SqliteState
 
 HERE = Path(__file__).parent
 Run = Callable[[Index, dict[str, Any], int], tuple[list[str], str | None]]
+USER: str | None = None  # `--user`: who asks (None: an admin, no ACL)
 
 
 def build(root: Path) -> None:
@@ -95,7 +99,7 @@ def runner(module: ModuleType) -> Run:
 
     def run(index: Index, item: dict[str, Any], k: int) -> tuple[list[str], str | None]:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
-        fields = dict(query=item["query"], k=k, recency_half_life_days=0)
+        fields = dict(query=item["query"], k=k, recency_half_life_days=0, user=USER)
         if hasattr(module, "answer"):
             got = module.answer(index, module.SearchRequest(**fields, now=asked))
             return [h.doc_id for h in got.hits], got.match
@@ -107,7 +111,7 @@ def runner(module: ModuleType) -> Run:
 
 def duplicates(module: ModuleType, index: Index, query: str) -> bool:
     """Does the k = 5 list the API returns (its default passages per document) hold a document twice?"""
-    request = module.SearchRequest(query=query, k=5, recency_half_life_days=0)
+    request = module.SearchRequest(query=query, k=5, recency_half_life_days=0, user=USER)
     hits = module.answer(index, request).hits if hasattr(module, "answer") else module.search(index, request)[0]
     ids = [h.doc_id for h in hits]
     return len(ids) != len(set(ids))
@@ -187,7 +191,7 @@ def reliability(index: Index, labelled: list[dict[str, Any]], groups: dict[str, 
     for item in labelled:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
         got = current.answer(
-            index, current.SearchRequest(query=item["query"], k=10, recency_half_life_days=0, now=asked)
+            index, current.SearchRequest(query=item["query"], k=10, recency_half_life_days=0, now=asked, user=USER)
         )
         wanted = set().union(*(groups[a] for a in item["answers"])) if item["answers"] else set()
         pairs += [(h.relevance, h.doc_id in wanted) for h in got.hits]
@@ -214,7 +218,10 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REF", help="also run git REF's ranking code on the same index")
     parser.add_argument("--show-misses", action="store_true", help="print questions whose answer is not in the top 3")
     parser.add_argument("--reliability", action="store_true", help="print the reliability table of `relevance`")
+    parser.add_argument("--user", metavar="EMAIL", help="ask as this user (their ACL applies) instead of an admin")
     args = parser.parse_args()
+    global USER
+    USER = args.user
     labelled = [
         q for q in json.loads(args.queries.read_text())["queries"] if args.split == "all" or q["split"] == args.split
     ]

@@ -112,20 +112,13 @@ ABSENT = -1.0  # the weight of a term no chunk holds
 
 
 def frequency_of(index: Any, principals: tuple[str, ...] | None = None) -> Frequency | None:
-    """The index's document-frequency count, where its catalog keeps one (SQLite FTS5; cached). For
-    a caller limited to `principals`, a term no chunk they may see holds counts as held by none:
-    the relevance features must not tell them that a word exists in documents they cannot read."""
-    count = getattr(index.catalog, "_frequency", None)
-    if not callable(count):
+    """The index's document-frequency count (`Index.frequency`, cached), where its catalog keeps one:
+    the count the keyword search chooses its terms by. For a caller limited to `principals`, a term
+    no chunk they may see holds counts as held by none: the relevance features must not tell them
+    that a word exists in documents they cannot read."""
+    if not callable(getattr(index.catalog, "frequency", None)):
         return None
-    if principals is None:
-        return count  # type: ignore[no-any-return]
-
-    def visible(term: str) -> int:
-        held = int(count(term))
-        return held if not term or not held or index.held_visibly(term, principals) else 0
-
-    return visible
+    return lambda term: int(index.frequency(term, principals))
 
 
 def term_weights(terms: list[str], frequency: Frequency | None) -> dict[str, float]:

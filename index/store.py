@@ -534,9 +534,10 @@ class Index:
             return sum(n for source, (n, _) in self.catalog.counts().items() if source not in hidden)
         return self.catalog.visible_documents(principals, self.unserved())
 
-    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
-        """Whether a chunk of a served document the principals may see holds `term`."""
-        return self.catalog.held_visibly(term, principals, self.unserved())
+    def frequency(self, term: str, principals: tuple[str, ...] | None = None) -> int:
+        """Chunks holding `term` ("": all), as the keyword search counts them for the principals
+        (None: operator): a term no served chunk they may see holds counts 0 (`CatalogStore.frequency`)."""
+        return self.catalog.frequency(term, principals, self.unserved() if principals is not None else ())
 
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
         """The document if it exists, its source is served, and the principals may see it (None:

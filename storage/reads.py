@@ -107,6 +107,26 @@ class CatalogReads:
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def _frequency(self, term: str) -> int:
+        """Chunks of the whole index holding `term` ("": all chunks), cached (each backend counts its own)."""
+        raise NotImplementedError
+
+    def held_visibly(self, term: str, principals: tuple[str, ...], unserved: Sequence[str] = ()) -> bool:
+        """Whether a chunk `principals` may see, of a source not `unserved`, holds `term` (each backend)."""
+        raise NotImplementedError
+
+    def frequency(self, term: str, principals: tuple[str, ...] | None = None, unserved: Sequence[str] = ()) -> int:
+        """Chunks holding `term` ("": all chunks): what the keyword search ranks on (the common
+        words it drops) and the relevance features weigh words by. For a caller limited to
+        `principals`, a term no chunk they may see (of a source not `unserved`) holds counts as held
+        by none: such a term must behave exactly as a word no chunk holds, whatever hidden
+        documents contain. A term they may see is counted over the whole index (the same
+        statistics BM25 weighs it by)."""
+        held = self._frequency(term)
+        if principals is None or not term or not held:
+            return held
+        return held if self.held_visibly(term, principals, unserved) else 0
+
     def check_reachable(self) -> None:
         """Raise `IndexUnavailable` when the catalog's database does not answer (one trivial query)."""
         self._query("SELECT 1")

@@ -17,7 +17,7 @@ from inlet.connectors.model import Document
 
 from . import lexical as pg_lexical
 from ..dialect import POSTGRES
-from ..lexical import LEXICAL_OVERFETCH, RARE_EXACT, parse_query
+from ..lexical import COMMON_TERM, LEXICAL_OVERFETCH, RARE_EXACT, Term, parse_query
 from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import Records
 from ..types import Commit, Filters, chunk_id, doc_ts, people_rows, visible_only
@@ -78,6 +78,25 @@ class PgCatalog(CatalogReads):
         )
         return bool(rows)
 
+    def _chosen(self, terms: list[Term], filters: Filters, df: dict[str, int]) -> list[Term]:
+        """`selective`'s terms (none when the index is empty), `df` filled with the chunk counts of
+        their stems. A user's words are weighed by `frequency`: a word only chunks hidden from them
+        hold is chosen as a word no chunk holds. Each read takes its own connection, one at a time."""
+        with self.pool.connection() as db:
+            total, counts = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
+        df.update(counts)
+        if not total:
+            return []
+        if filters.principals is not None:  # the counts just read are cached: only the ACL checks run
+            # a word rare by the whole count is rare at 0 too: only the common ones can tell
+            words = [
+                t.parts[0]
+                for t in terms
+                if not t.exact and df.get(pg_lexical.stem(t.parts[0]), 0) > COMMON_TERM * total
+            ]
+            df.update({pg_lexical.stem(w): self.frequency(w, filters.principals, filters.unserved) for w in words})
+        return pg_lexical.selective(terms, df, total)
+
     def records(self) -> Records:
         return PgRecords(self.pool, f"the index database at {server_name(self.url)}")
 
@@ -111,18 +130,17 @@ class PgCatalog(CatalogReads):
         terms = parse_query(query)
         if not terms:
             return []
-        # Words alone (no phrase, whose rarest part leads its match): the statement itself drops the
-        # common ones, saving the round trip that reads their frequencies (most queries).
-        choose = all(len(t.parts) == 1 for t in terms)
+        # Words alone (no phrase, whose rarest part leads its match), asked by the operator or with
+        # fewer than two words to choose from: the statement itself drops the common ones, saving
+        # the round trip that reads their frequencies (most queries).
+        choose = all(len(t.parts) == 1 for t in terms) and (
+            filters.principals is None or sum(not t.exact for t in terms) < 2
+        )
+        df: dict[str, int] = {}
+        chosen = terms if choose else self._chosen(terms, filters, df)
+        if not chosen:
+            return []
         with self.pool.connection() as db:
-            df: dict[str, int] = {}
-            if choose:
-                chosen = terms
-            else:
-                total, df = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
-                if not total:
-                    return []
-                chosen = pg_lexical.selective(terms, df, total)
             wide_limit = limit * LEXICAL_OVERFETCH
             sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql, choose, limit)
             rows = db.execute(sql, params).fetchall()  # type: ignore[arg-type]   # built from constants

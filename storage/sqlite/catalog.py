@@ -102,7 +102,8 @@ class SqliteCatalog(CatalogReads):
         terms = parse_query(query)  # identifiers and quoted phrases match as phrases (index/lexical.py)
         if not terms:
             return []
-        selective = set(self.selective_terms([t.text for t in terms if not t.exact]))
+        words = [t.text for t in terms if not t.exact]
+        selective = set(self.selective_terms(words, filters.principals, filters.unserved))
         match = fts5_match([t for t in terms if t.exact or t.text in selective])
         wide = [
             (r[0], -r[1])
@@ -152,14 +153,21 @@ class SqliteCatalog(CatalogReads):
                     found[cid] = found.get(cid, 0) + 1
         return visible_only(found, filters, self.passing)
 
-    def selective_terms(self, terms: list[str]) -> list[str]:
+    def selective_terms(
+        self, terms: list[str], principals: tuple[str, ...] | None = None, unserved: Sequence[str] = ()
+    ) -> list[str]:
         """The query terms worth ranking on: a term in over COMMON_TERM of all chunks (a corpus
         stopword: "gas" in a gas trader's mail) costs most of the BM25 time and moves rankings
-        little, so it is dropped while rarer terms remain. Frequencies are cached for DF_TTL."""
+        little, so it is dropped while rarer terms remain. Frequencies are cached for DF_TTL; for a
+        caller limited to `principals` they are `frequency`'s, so a term only hidden chunks hold is
+        chosen (or not) as a word no chunk holds. Only a term common by the whole count can be
+        told apart that way, so only such a term is looked for among the chunks they may see."""
         if len(terms) < 2:
             return terms
         total = self._frequency("")
-        common = {t for t in terms if total and self._frequency(t) > COMMON_TERM * total}
+        bar = COMMON_TERM * total
+        common = {t for t in terms if self._frequency(t) > bar and self.frequency(t, principals, unserved) > bar}
+        # all common: each is held visibly, so its whole count is the caller's
         return [t for t in terms if t not in common] or sorted(terms, key=self._frequency)[:2]
 
     def _frequency(self, term: str) -> int:

@@ -5,7 +5,8 @@ normalises by the whole index's average chunk length, so hidden chunks move the 
 a caller's own results. This test pins down exactly what crosses the ACL that way, and what does
 not: a restricted document's id, title and text never come back, the set of results is the same,
 but the lexical scores (and so the order of two of the caller's own results under a two-word
-query) shift when restricted chunks containing a query word are added.
+query) shift when restricted chunks containing a query word are added. A word only restricted
+chunks hold is another matter: it is chosen, weighed and answered as a word no chunk holds.
 """
 
 from __future__ import annotations
@@ -99,3 +100,34 @@ def test_an_identifier_counts_as_rare_by_what_the_caller_may_see(tmp_path: Path,
         ]
         index.apply(hidden)
         assert alone == exact() == 1.0
+
+
+def test_the_answer_for_a_word_only_hidden_mail_holds_is_the_answer_for_a_made_up_word(
+    tmp_path: Path, embedder: object
+) -> None:
+    """Two indexes alike but for one word of mail alice cannot read (Quimby, or Xavier): her
+    question "lighthouse Quimby" gets the same match, the same results in the same order with the
+    same keyword scores. Before, Quimby in five hidden chunks made it a common word, so "lighthouse"
+    was ranked on too: `match` none and keyword scores for both her notes, against `weak` and none
+    when no hidden mail held the name."""
+    from inlet.index.search import answer
+
+    def asked(surname: str) -> tuple[tuple[str, object], list[tuple[str, float]], list[float]]:
+        own = [
+            doc("budget", "The lighthouse project budget from Zed Alpha.", ACL(users=[ALICE])),
+            doc("lunch", "Lunch for the lighthouse project team, from Amy Bell.", ACL(users=[ALICE])),
+        ]
+        hidden = [
+            doc(f"h{i}", f"Zed {surname}: lighthouse severance terms, part {i}.", ACL(users=["hr@example.com"]))
+            for i in range(5)
+        ]
+        with Index(IndexConfig(path=tmp_path / surname), embedder=embedder) as index:  # type: ignore[arg-type]
+            index.apply([*own, *hidden])
+            got = answer(index, SearchRequest(query="lighthouse Quimby", k=5, user=ALICE, recency_half_life_days=0))
+            lexical = index.lexical("lighthouse Quimby", SearchRequest(query="x", user=ALICE).filters(), 10)
+        keyword = [(h.doc_id, h.features["lexical"]) for h in got.hits]
+        return (got.match, lexical), keyword, [h.relevance for h in got.hits]
+
+    held, nowhere = asked("Quimby"), asked("Xavier")
+    assert held[:2] == nowhere[:2]
+    assert all(abs(a - b) < 0.01 for a, b in zip(held[2], nowhere[2], strict=True))

@@ -419,6 +419,36 @@ def test_a_source_no_longer_configured_is_filtered_out_and_its_state_forgotten(
     assert state.skipped_items(kept.id)[0]["id"] == "s:x"
 
 
+def test_a_word_only_hidden_chunks_hold_is_chosen_and_ranked_as_a_made_up_word(backend: Backend) -> None:
+    """Which of a user's query words the keyword search ranks on depends on no chunk hidden from
+    them: "lighthouse quimby", Quimby only in mail Bob may not read (or of a source no longer
+    served), gets the answer "lighthouse quimbo" gets. Before, Quimby counted as a common word (5
+    of 7 chunks), so both words were kept and Bob's own notes came back with keyword scores where a
+    made-up word made "lighthouse" the common word dropped and nothing matched."""
+    catalog = backend.catalog()
+    try:
+        mine = [doc(n, text=f"lighthouse project note {n}") for n in (1, 2)]
+        hidden = [
+            doc(n, "h", text="lighthouse severance terms for Zed Quimby", users=["hr@corp.com"]) for n in range(5)
+        ]
+        catalog.commit(Commit(1, [(d, [d.text]) for d in [*mine, *hidden]]))
+        assert catalog.frequency("quimby") == 5 and catalog.frequency("quimby", BOB) == 0
+        assert catalog.frequency("lighthouse", BOB) == 7 and catalog.frequency("quimbo", BOB) == 0
+        for filters in (Filters(principals=BOB), Filters(principals=BOB, unserved=("h",))):
+            for held, made_up in (("quimby", "quimbo"), ("severance", "sevxrance")):
+                got = catalog.lexical(f"lighthouse {held}", filters, 10)
+                assert got == catalog.lexical(f"lighthouse {made_up}", filters, 10) == [], (held, filters)
+                assert catalog.lexical(f"lighthouse {held} INC-1", filters, 10) == catalog.lexical(
+                    f"lighthouse {made_up} INC-1", filters, 10
+                )
+        hr = tuple(principals_for("hr@corp.com") or ())  # who may read the mail finds it
+        assert {c for c, _ in catalog.lexical("lighthouse quimby", Filters(principals=hr), 10)} == {
+            chunk_id(d.id, 0) for d in [*mine, *hidden]
+        }
+    finally:
+        catalog.close()
+
+
 def test_the_config_picks_the_backend() -> None:
     assert open_backend(IndexConfig(path=Path("x"))).shared is False
     assert (
