@@ -27,7 +27,8 @@ yielded after every file is read (thousands in a code repository must not crowd 
 skips a run records). The one rule left unlisted: hidden files and folders (a name starting with
 `.`: `.git`, `.env`) are not met at all, but for what an `include` glob naming a dot path
 (`.github/**`) matches. A file name that is not UTF-8 is named with its bytes escaped
-(`caf\\xe9.md`). A file caught in the middle of a save is not taken for what the read saw: one that
+(`caf\\xe9.md`) and a backslash doubled in its id (`x\\\\y.md`), not in its title or path. A file
+caught in the middle of a save is not taken for what the read saw: one that
 changes while it is read, or reads empty where it had text (truncated, not yet written again), is
 read again after a pause (`FolderConnector.read_settled`); one that still reads empty and keeps
 changing keeps its document this run (a skip saying so).
@@ -154,7 +155,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 continue  # deleted since the walk: a deletion, not an error
             except OSError as exc:  # its entry stays: what was indexed is kept until it can be read
                 unread = True
-                yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=rel)
+                yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=_shown(rel))
             present.add(rel)
             if n % self.config.checkpoint_every == 0:
                 yield Checkpoint(state={"files": dict(known), **({} if relabel else {"acl": acl}), **marked})
@@ -209,7 +210,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for rel, suffix in listing.unread:
             if suffix not in reasons:
                 reasons[suffix] = f"its type ({suffix}) is not read: only {_READ_TYPES} are"
-            yield Skipped(id=self.doc_id(rel), reason=reasons[suffix], failed=False, title=rel)
+            yield Skipped(id=self.doc_id(rel), reason=reasons[suffix], failed=False, title=_shown(rel))
 
     def _file(
         self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None, relabel: bool = False
@@ -236,7 +237,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         if data is None:
             return
         if read is None:
-            yield Skipped(id=self.doc_id(rel), reason=_MID_SAVE, failed=False, title=rel)
+            yield Skipped(id=self.doc_id(rel), reason=_MID_SAVE, failed=False, title=_shown(rel))
             return  # its entry stays as it was: the next run reads the file again
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
@@ -270,7 +271,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
         """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
-        yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=rel)
+        yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=_shown(rel))
         if entry is not None and entry[2] not in (None, OVER_CAP):
             yield Deletion(id=self.doc_id(rel))
 
@@ -284,7 +285,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             text = extract_text(data, path.name, mime)
         except ItemError as exc:  # damaged (an error: its old version is kept), or binary bytes under a text name
             if exc.failed:
-                yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel, acl=self.config.acl())
+                yield Skipped(id=self.doc_id(rel), reason=str(exc), title=_shown(rel), acl=self.config.acl())
                 return False
             yield from self._skipped(rel, str(exc), entry)
             return True
@@ -294,13 +295,13 @@ class FilesConnector(FolderConnector[FilesConfig]):
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
             rel,
-            title=document_title(data, path.name, text, mime) or rel,
+            title=document_title(data, path.name, text, mime) or _shown(rel),
             text=text,
             url=path.as_uri(),
             updated_at=modified,
             created_at=modified,
             acl=self.config.acl(),
-            metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
+            metadata={"path": _shown(rel), "folder": str(Path(_shown(rel)).parent), "kind": kind_of(path.name) or ""},
         )
         return True
 
@@ -488,6 +489,12 @@ def _printable(rel: str) -> str:
     if "\\" not in rel and rel.isascii():
         return rel
     return os.fsencode(rel).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def _shown(rel: str) -> str:
+    """`rel` (`_printable`) as a reader sees the name, in a title or `metadata.path`: its backslashes
+    single again, the bytes that are not UTF-8 still `\\xNN` (the id alone must tell the two apart)."""
+    return rel.replace("\\\\", "\\")
 
 
 def _reason(exc: OSError) -> str:

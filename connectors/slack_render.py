@@ -18,7 +18,9 @@ finds the threads that show her as "doubledeez" (`Document.people`). Both come f
 
 A channel mention is named only as every reader of the document may see it (`Directory.channel`):
 a private channel, DM or group DM in its own threads or where all the thread's readers are its
-members, else "#private-channel", as the client shows it to a non-member; a public one always.
+members, else "#private-channel", as the client shows it to a non-member; a public one the run
+lists always. A channel not known to be public (a private one the bot is no member of, an export
+without it) is taken for private, whatever name its mention carries.
 """
 
 from __future__ import annotations
@@ -143,15 +145,17 @@ class Directory:
         return replace(self, here=channel)
 
     def channel(self, cid: str, label: str = "") -> str:
-        """A channel mention's name as every reader of the document may see it: a private channel
-        (DM, group DM) is named only in its own documents or where all their readers are its
-        members; else "private-channel", as the Slack client shows it to a non-member."""
-        if cid in self.private and not self._all_members(cid):
-            return PRIVATE_CHANNEL
-        return label or self.channels.get(cid, cid)
+        """A channel mention's name as every reader of the document may see it: a public channel
+        the run lists always; a private channel (DM, group DM) only in its own documents or where
+        all their readers are its members; a channel not known to be public (one the bot may not
+        list, one an export does not hold), whatever name its mention carries, only in its own
+        documents; else "private-channel", as the Slack client shows it to a non-member."""
+        if (cid in self.channels and cid not in self.private) or self._all_members(cid):
+            return label or self.channels.get(cid, cid)
+        return PRIVATE_CHANNEL
 
     def _all_members(self, cid: str) -> bool:
-        here, members = self.here, self.private[cid]
+        here, members = self.here, self.private.get(cid)
         if here is None:
             return False
         if here.id == cid:

@@ -240,24 +240,23 @@ def normalise_origin(value: str) -> str:
 
 def _ascii_host(value: str, host: str) -> str:
     """An internationalised host name in the ASCII form a browser's `Origin` header carries (the
-    WHATWG URL Standard's "domain to ASCII": UTS #46, underscores and symbols allowed): label by
-    label, `bücher.example` is `xn--bcher-kva.example`, `a_b.bücher.example` keeps `a_b`."""
+    WHATWG URL Standard's "domain to ASCII": UTS #46 non-transitional, underscores and symbols
+    allowed): mapped, then label by label punycode, `bücher.example` is `xn--bcher-kva.example`,
+    `a_b.bücher.example` keeps `a_b`, `ß☃.example` keeps its ß (`xn--zca031q.example`)."""
     if host.isascii():
         return host
     import idna
 
-    labels = []
-    for label in host.split("."):
-        if label.isascii():
-            labels.append(label)
-            continue
-        try:
-            labels.append(idna.encode(label, uts46=True).decode("ascii"))
-        except idna.IDNAError:  # a symbol IDNA 2008 disallows (☃): browsers still map it
-            try:
-                labels.append(label.encode("idna").decode("ascii"))
-            except UnicodeError as exc:
-                raise ValueError(f"{value!r} cannot be read as an origin: its host is no domain name ({exc})") from None
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        labels = [
+            label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+            for label in mapped.split(".")
+        ]
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"{value!r} cannot be read as an origin: its host is no domain name ({exc})") from None
+    if "" in labels[:-1] or labels == [""]:
+        raise ValueError(f"{value!r} cannot be read as an origin: its host has an empty label")
     return ".".join(labels)
 
 

@@ -1,7 +1,8 @@
 """Bounds on slow and greedy clients: a request's headers must arrive within HEADER_TIMEOUT
-seconds and hold at most MAX_HEADER_BYTES, a response the client reads none of for SEND_TIMEOUT
-seconds closes its connection, a connection has at most MAX_PIPELINED requests queued behind the
-one being answered, and no more than a fixed number of client connections are open at once.
+seconds and hold at most MAX_HEADER_BYTES (a chunked body's trailer section too), a response the
+client reads none of for SEND_TIMEOUT seconds closes its connection, a connection has at most
+MAX_PIPELINED requests queued behind the one being answered, and no more than a fixed number of
+client connections are open at once.
 
 uvicorn times out an idle keep-alive connection but not one that trickles its request line and
 headers a byte at a time, so a handful of slow clients can hold every connection open forever.
@@ -24,6 +25,15 @@ what the client sent is dropped until it closes too, at most `_DISCARD_AT_CLOSE`
 seconds. A connection that arrives while `max_connections` are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
+
+A chunked body may end with a trailer section (header lines after its last chunk), which
+httptools parses into fields and uvicorn would add to the headers of the request already being
+answered, holding every byte until the body deadline. Trailer fields are dropped as they are parsed
+(inlet reads none), and the reads that go wholly to a trailer section (after a chunk's size line:
+no chunk data, no new chunk, the request not ended) are counted: past MAX_HEADER_BYTES the
+connection reads nothing more, is answered 431 if its answer has not started (else closes after
+it) and closes, as for headers. The read holding the last chunk's size line is not counted, so at
+most one read more is held. (h11 buffers trailers under `h11_max_incomplete_event_size`.)
 
 The other direction is bounded too. A client that stops reading its answers fills the socket's
 buffers; the transport then pauses writing (`pause_writing`) and the response waits for the client.
@@ -65,13 +75,8 @@ _DISCARD_AT_CLOSE = 16 * 2**20  # bytes a connection that stopped reading may st
 _LINGER = 2.0  # seconds such a connection is read (and dropped) after its answer, for the client to close
 
 
-def _too_large_response(max_header_bytes: int) -> bytes:
-    body = json.dumps(
-        error_body(
-            "headers_too_large",
-            f"the request line and headers are over {max_header_bytes} bytes",
-        )
-    ).encode()
+def _too_large_response(max_header_bytes: int, what: str = "the request line and headers") -> bytes:
+    body = json.dumps(error_body("headers_too_large", f"{what} are over {max_header_bytes} bytes")).encode()
     head = (
         "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
@@ -138,6 +143,7 @@ def bounded_protocol(
     requests queued behind the one being answered and, when `max_connections` is set, a cap on the
     open connections."""
     too_large = _too_large_response(max_header_bytes)
+    trailers_too_large = _too_large_response(max_header_bytes, "the trailer fields after the last chunk of the body")
 
     class HeaderDeadline(base):  # type: ignore[valid-type, misc]
         _deadline: asyncio.TimerHandle | None = None
@@ -151,6 +157,10 @@ def bounded_protocol(
         _overflowed = False  # over `max_pipelined` or a header bound: nothing more is read or served
         _aborted = False  # by the send deadline: no answer is left to protect
         _awaiting = False  # httptools: the next request's headers are awaited while an answer is in flight
+        _in_body = False  # httptools: the current request's headers are in, its end is not
+        _chunk_open = False  # httptools: a chunk's size line was parsed and none of its data since
+        _chunks = 0  # httptools: chunk size lines parsed in the current request
+        _trailer_bytes = 0  # read wholly inside the current request's trailer section
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -168,9 +178,12 @@ def bounded_protocol(
                 if not self.transport.is_closing():
                     self._refuse_headers()
                 return
+            trailing, chunks = self._chunk_open, self._chunks
             super().data_received(data)
             if self._deadline is not None and self.cycle is not self._waiting_cycle:
                 self._disarm()  # a new cycle: the headers are in
+            if trailing and self._chunk_open and self._chunks == chunks and self._in_body:
+                self._trailers_read(len(data))
 
         def _headers_over(self, data: bytes) -> bool:
             """Whether, with `data`, the awaited request line and headers exceed the bound; the bytes
@@ -187,6 +200,7 @@ def bounded_protocol(
             """httptools' callback for the first bytes of a request, also those in the same read as the
             request before: one pipelined behind an answer in flight has a deadline from here on."""
             super().on_message_begin()
+            self._in_body = self._chunk_open = False
             if self._awaiting and self.cycle is not None and not self.cycle.response_complete:
                 self._disarm()  # the deadline of the request before, if its read is still being parsed
                 self._waiting_cycle = self.cycle
@@ -195,8 +209,46 @@ def bounded_protocol(
         def on_message_complete(self) -> None:
             """httptools' callback for the end of a request (its body included): what follows is
             the next request, its headers first, counted even while this one's answer is in flight."""
+            self._in_body = self._chunk_open = False
             super().on_message_complete()
             self._awaiting, self._header_bytes, self._tail = True, 0, b""
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            """httptools' callback for each header field, and for each trailer field after a chunked
+            body's last chunk: uvicorn would add those to the headers of a request already being
+            answered; they are dropped (inlet reads none)."""
+            if not self._in_body:
+                super().on_header(name, value)
+
+        def on_chunk_header(self) -> None:
+            """httptools' callback for each chunk's size line (the last chunk's too: what follows it
+            is the trailer section, until the empty line that ends the request)."""
+            self._chunk_open, self._chunks = True, self._chunks + 1
+
+        def on_body(self, body: bytes) -> None:
+            self._chunk_open = False
+            super().on_body(body)
+
+        def _trailers_read(self, size: int) -> None:
+            """A read went wholly to the trailer section (after a chunk's size line, no chunk data,
+            no new chunk, the request not complete): past `max_header_bytes` in all, 431 and close."""
+            self._trailer_bytes += size
+            if self._trailer_bytes <= max_header_bytes or self._overflowed:
+                return
+            log.info(
+                "closing a connection from %s: trailer fields after a chunked body over %d bytes",
+                (self.client or ("?",))[0],
+                max_header_bytes,
+            )
+            self._stop_reading()  # its close lingers: the 431 is not lost to a reset
+            cycle = self.cycle
+            if cycle.response_started and not cycle.response_complete:
+                cycle.keep_alive = False  # uvicorn closes after it; a close now cuts it off
+                return
+            if not cycle.response_started:
+                self.transport.write(trailers_too_large)  # the app waiting for the body gets a disconnect
+            self.transport.close()
+            self._watch_send()
 
         def on_response_complete(self) -> None:
             if getattr(self, "pipeline", None):
@@ -211,7 +263,13 @@ def bounded_protocol(
             dropped and the connection closes once the request being answered is."""
             if self._overflowed:
                 return  # the rest of the read that overflowed: not served
-            self._awaiting = False
+            self._awaiting, self._in_body, self._chunk_open, self._chunks, self._trailer_bytes = (
+                False,
+                True,
+                False,
+                0,
+                0,
+            )
             super().on_headers_complete()
             if not self.pipeline:
                 self._answering = self.cycle  # started at once

@@ -574,6 +574,25 @@ def test_a_name_spelt_like_another_names_escape_is_a_document_of_its_own(root):
     assert not by_type(again, Document) and not by_type(again, Deletion)
 
 
+def test_a_name_with_a_backslash_is_shown_as_it_is(root):
+    """probe35a F3: the doubled backslash of the stored id (`x\\\\y.md`) showed in the title and
+    `metadata.path` of a file named `x\\y.md`; only the id is escaped (a name that is not UTF-8
+    keeps its bytes shown `\\xNN`, as in its id)."""
+    (root / "x\\y.md").write_text("Back slash walrus.\n")
+    (root / "a\\b").mkdir()
+    (root / "a\\b" / "inner.txt").write_text("Inside a folder with a backslash.\n")
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.md"), "wb") as latin1_named:
+        latin1_named.write(b"Apples and oranges.\n")
+    (root / "bin\\ary.md").write_bytes(b"\x00\x01\x02" * 100)  # a skip, titled by its name
+    items, _ = run(connector(root))
+    docs = {d.id: d for d in by_type(items, Document)}
+    shown = {i: (d.title, d.metadata["path"], d.metadata["folder"]) for i, d in docs.items()}
+    assert shown["docs:x\\\\y.md"] == ("x\\y.md", "x\\y.md", "."), shown
+    assert shown["docs:a\\\\b/inner.txt"] == ("a\\b/inner.txt", "a\\b/inner.txt", "a\\b"), shown
+    assert shown["docs:caf\\xe9.md"] == ("caf\\xe9.md", "caf\\xe9.md", "."), shown
+    assert [(s.id, s.title) for s in by_type(items, Skipped)] == [("docs:bin\\\\ary.md", "bin\\ary.md")]
+
+
 def test_a_new_acl_reaches_every_file_unchanged_since(root):
     _, state = run(connector(root))
     items, state = run(connector(root, public=False, users=["alice@example.com"]), state)

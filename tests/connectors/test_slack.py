@@ -1059,7 +1059,7 @@ def test_writers_sharing_a_shown_name_are_each_a_participant_and_the_name_links_
 
 
 def test_render_mrkdwn_readably() -> None:
-    d = Directory(people={"U1": Person("U1", "Ada Lovelace", "ada@x.com")}, channels={"C1": "eng"})
+    d = Directory(people={"U1": Person("U1", "Ada Lovelace", "ada@x.com")}, channels={"C1": "eng", "C2": "ops"})
     text = (
         "<@U1> see <#C1> and <#C2|ops>, <https://x.io/a?b=1&amp;c=2|the doc>, <https://y.io>, "
         "<mailto:a@b.c|a@b.c>, <!here> <!subteam^S1|@oncall> :tada: :+1::skin-tone-3: :unknown_thing: a &lt; b"
@@ -1304,6 +1304,19 @@ def test_a_private_channel_is_named_in_a_mention_only_where_every_reader_is_its_
     assert render("<#G2>", d) == "#private-channel"  # no document's readers known: not named
 
 
+def test_a_channel_not_known_to_be_public_is_not_named_by_its_mention() -> None:
+    """probe35a F5: a mention of a private channel the run does not know (the bot is no member, an
+    export without it) showed the name its mention carries to every reader; only a channel listed
+    as public is named, by its label or its name."""
+    d = Directory(channels={"C1": "general", "G1": "ops"}, private={"G1": None})
+    general = ChannelInfo("C1", "general", "public_channel", ACL(public=True))
+    mine = ChannelInfo("G1", "ops", "private_channel", ACL(users=["ada@x.com"]))
+    text = "see <#G0SECRET99|acquisition-wobble>, <#C0NEW|wobble-two>, <#D0DM>, <#C1|general> and <#C1>"
+    for chan in (None, general, mine):
+        shown = render(text, d.seen_from(chan) if chan else d)
+        assert shown == "see #private-channel, #private-channel, #private-channel, #general and #general", chan
+
+
 def test_a_slack_export_names_a_private_channel_only_to_its_members(tmp_path) -> None:
     import json
     import zipfile
@@ -1316,10 +1329,11 @@ def test_a_slack_export_names_a_private_channel_only_to_its_members(tmp_path) ->
         zf.writestr("channels.json", json.dumps([{"id": "C1", "name": "general", "members": ["U1", "U2"]}]))
         zf.writestr("groups.json", json.dumps([{"id": "G1", "name": "acquisition-wobble", "members": ["U1"]}]))
         zf.writestr("general/2024-01-02.json", json.dumps([{"ts": "1704200000.000100", "user": "U1",
-            "text": "Board notes moved to <#G1>"}]))  # fmt: skip
+            "text": "Board notes moved to <#G1>, merger in <#G9|secret-merger>"}]))  # fmt: skip
         zf.writestr("acquisition-wobble/2024-01-02.json", json.dumps([{"ts": "1704200000.000200", "user": "U1",
             "text": "Here: <#G1|acquisition-wobble>"}]))  # fmt: skip
     cfg = SlackExportConnector.Config(name="x", type="slack_export", path=path, domains=["x.com"])
     docs = {i.metadata["channel"]: i for i in SlackExportConnector(cfg, {}).load(None) if isinstance(i, Document)}
     assert "moved to #private-channel" in docs["general"].text and "wobble" not in docs["general"].title
+    assert "merger in #private-channel" in docs["general"].text  # not in groups.json: not known to be public
     assert "Here: #acquisition-wobble" in docs["acquisition-wobble"].text  # its own members see its name

@@ -685,6 +685,19 @@ def test_an_internationalised_origin_is_kept_as_browsers_send_it(index: Index) -
         assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin["Origin"]
 
 
+def test_a_symbol_beside_sharp_s_or_final_sigma_is_kept_as_browsers_send_it() -> None:
+    """probe35a F4: a label IDNA 2008 refuses (a symbol) got the IDNA 2003 form, which maps ß to ss
+    and ς to σ; browsers (UTS #46 non-transitional) keep them, so the origin never matched."""
+    listed = ["https://ß☃.example", "https://faß💩.la", "https://ς☃.example", "https://Straße.example"]
+    settings = parse_config({"server": {"cors_origins": listed}}, Path("inlet.toml"))
+    assert settings.server.cors_origins == [
+        "https://xn--zca031q.example",
+        "https://xn--fa-hia89822c.la",
+        "https://xn--3xa256o.example",
+        "https://xn--strae-oqa.example",
+    ]
+
+
 def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient) -> None:
     query = {"query": "deploy the billing service"}
     some = client.post("/v1/context", json={**query, "min_relevance": 0.0}, headers=ALICE).json()

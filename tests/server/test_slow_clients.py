@@ -38,6 +38,28 @@ def served(settings: Settings, index: Index) -> Iterator[str]:
     yield from serve(create_app(settings, index=index, env=KEYS), http=uvicorn_protocol(DEADLINE))
 
 
+def flood(conn: socket.socket, piece: bytes, timeout: float = 0.2, stalls: int = 10) -> tuple[int, int, bool]:
+    """Send `piece` again and again until 64 MiB are sent, this process (the server's too) has
+    allocated LIMIT, `stalls` sends in a row found no room within `timeout` seconds (the server reads
+    no more), or the server closed the connection: (bytes sent, peak bytes allocated, closed)."""
+    sent, stalled, closed = 0, 0, False
+    conn.settimeout(timeout)
+    tracemalloc.start()
+    try:
+        while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < stalls:
+            try:
+                sent += conn.send(piece)
+                stalled = 0
+            except TimeoutError:
+                stalled += 1  # the server reads no more, for now at least
+            except OSError:
+                closed = True  # by the server
+                break
+        return sent, tracemalloc.get_traced_memory()[1], closed
+    finally:
+        tracemalloc.stop()
+
+
 def closed_after(address: str, payload: bytes) -> tuple[bytes, float]:
     """Send `payload`, then nothing; what the server sent and when it closed the connection."""
     host, port = address.split(":")
@@ -86,6 +108,40 @@ def test_oversized_headers_are_refused_and_the_connection_closed_before_all_is_r
     assert received.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in received, received[:200]
     response = httpx.get(f"http://{served}/healthz", headers={"X-Fine": "a" * 8000}, timeout=30)
     assert response.status_code == 200  # headers of a normal size are fine
+
+
+def chunked_search(trailers: bytes) -> bytes:
+    """A POST /v1/search as alice with a chunked body: one chunk, the last chunk, then `trailers`."""
+    body = b'{"query": "deploy"}'
+    return (
+        b"POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: " + ALICE["Authorization"].encode()
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" + trailers
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("piece", [b"X-T: " + b"a" * 1024 + b"\r\n", b"a" * 1024], ids=["fields", "one-field"])
+def test_a_trailer_flood_is_refused_like_a_header_flood(served: str, piece: bytes) -> None:
+    """probe35a F1: the trailer section of a chunked body (header lines after its last chunk) was
+    kept in memory without bound until the body deadline (1.1 GB in 30 s, never given back). It is
+    bounded like headers (many fields, or one that never ends): past the bound the server reads no
+    more, answers 431 and closes; a body with a few trailer fields is served."""
+    host, port = served.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(chunked_search(b"X-T: "))
+        sent, peak, closed = flood(conn, piece * 64)
+        conn.settimeout(30)
+        received = b""
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            closed = True
+    assert peak < LIMIT, f"over {peak / 2**20:.1f} MiB allocated after {sent / 2**20:.1f} MiB were sent"
+    assert sent < 32 * 2**20, f"the server read on: {sent / 2**20:.1f} MiB of trailers taken"
+    assert received.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in received, (closed, received[:200])
+    answer = exchange(served, chunked_search(b"X-Checksum: abc\r\nConnection: close\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"results"' in answer, answer[:300]
 
 
 def exchange(served: str, request: bytes) -> bytes:
@@ -192,23 +248,10 @@ def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None
             pass
     assert 1 <= received.count(b"HTTP/1.1 200 ") <= 1 + MAX_PIPELINED, received.count(b"HTTP/1.1 200 ")
 
-    piece, sent, closed, stalled = one * 2048, 0, False, 0  # 64 KiB at a time, never reading an answer
-    tracemalloc.start()
     with socket.socket() as conn:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         conn.connect(listener)
-        conn.settimeout(1)
-        while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < 30:
-            try:
-                sent += conn.send(piece)
-                stalled = 0
-            except TimeoutError:
-                stalled += 1  # the server reads no more for now; it may read on
-            except OSError:
-                closed = True  # by the server: what the test wants
-                break
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+        sent, peak, closed = flood(conn, one * 2048, timeout=1, stalls=30)  # never reading an answer
     assert peak < LIMIT, f"over {peak / 2**20:.1f} MiB allocated after {sent / 2**20:.1f} MiB were sent"
     assert closed, f"the server read {sent / 2**20:.1f} MiB of pipelined requests"
 
@@ -226,7 +269,7 @@ def test_the_header_bound_holds_while_an_answer_is_in_flight(past: str, caplog: 
     sock.listen(8)
     config = ServerConfig(header_timeout=DEADLINE)  # the default send deadline: the answer waits
     thread = ServerThread(bare_app, sock, config)
-    line, sent, stalled = b"X-Pad: " + b"a" * 1024 + b"\r\n", 0, 0
+    line = b"X-Pad: " + b"a" * 1024 + b"\r\n"
     try:
         with socket.socket() as conn, caplog.at_level("INFO", logger="inlet.server.timeouts"):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -239,16 +282,7 @@ def test_the_header_bound_holds_while_an_answer_is_in_flight(past: str, caplog: 
                 while not any("no complete request headers" in r.getMessage() for r in caplog.records):
                     assert time.monotonic() < deadline, "the header deadline did not pass"
                     time.sleep(0.05)
-            conn.settimeout(0.2)
-            tracemalloc.start()
-            while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < 10:
-                try:
-                    sent += conn.send(line * 64)
-                    stalled = 0
-                except TimeoutError:
-                    stalled += 1  # the server reads no more
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
+            sent, peak, _ = flood(conn, line * 64)
             conn.settimeout(30)
             received = b""
             while chunk := conn.recv(2**20):
