@@ -308,3 +308,66 @@ def test_a_serving_process_started_while_the_chroma_server_is_down_rides_it_out(
     finally:
         state.close()
         index.close()
+
+
+def _serving(config, index, monkeypatch):
+    """A `TestClient` context of the API over `index`, each `/readyz` checking the servers again."""
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.server import service
+    from inlet.server.app import create_app
+
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)  # each probe checks
+    keys = [ApiKey(name="ops", key_env="OPS_KEY", admin=True)]
+    settings = Settings(index=config, server=ServerConfig(api_keys=keys))
+    app = create_app(settings, index=index, env={"OPS_KEY": "ops-key"})
+    return app, TestClient(app)
+
+
+def _answers(client) -> tuple[int, int]:
+    """The statuses of `/readyz` and of a search."""
+    bearer = {"Authorization": "Bearer ops-key"}
+    searched = client.post("/v1/search", json={"query": "text number 3"}, headers=bearer)
+    return client.get("/readyz").status_code, searched.status_code
+
+
+def _reindexed(config, embedder) -> None:
+    """`inlet reindex`, run by another process: it switches the record to a new collection."""
+    from inlet.index.reindex import run_reindex
+
+    with Index(config, embedder=embedder, reindexing=True) as index:
+        result = run_reindex(index)
+        assert result.switched and not result.remaining
+        assert index.record.collection != "inlet_chunks"
+
+
+def test_a_replica_started_while_the_chroma_server_is_down_follows_a_reindex_once_it_answers(
+    tmp_path, database_url, text_hash_embedder, monkeypatch
+):
+    """`inlet serve` started during the outage, the server back without its data, then `inlet
+    reindex` (to a new collection): the replica opens the collection the record names now, with no
+    restart, instead of the one it named when the replica started."""
+    from urllib.parse import urlparse
+
+    docs = [
+        Document(id=f"s:{n}", source="s", source_type="files", title=f"T{n}", text=f"text number {n}") for n in range(6)
+    ]
+    with chroma_server(tmp_path / "server") as url:
+        config = IndexConfig(database_url=database_url, chroma_url=url)
+        with Index(config, embedder=text_hash_embedder) as index:
+            index.apply(docs)
+    serving = Index(config, embedder=text_hash_embedder, wait_for_chroma=True)
+    try:
+        assert serving.keeper.waiting is not None
+        app, client = _serving(config, serving, monkeypatch)
+        with client, chroma_server(tmp_path / "empty", port=urlparse(url).port):
+            assert app.state.retrieval.ready.wait(60)
+            assert _answers(client) == (503, 503)  # the vectors are lost: nothing to answer with
+            _reindexed(config, text_hash_embedder)
+            assert _answers(client) == (200, 200)
+            assert serving.collection.count() == 6
+            changed = docs[0].model_copy(update={"text": "changed text"})
+            assert serving.apply([changed]).upserted == 1  # and writes land in the new collection
+    finally:
+        serving.close()
