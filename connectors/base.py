@@ -337,7 +337,7 @@ class TypedConfig(BaseModel):
 class SourceConfig(TypedConfig):
     """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
 
-    name: str
+    name: str = Field(description="the source's name, unique, [a-z0-9-]+: in commands, filters and document ids")
     type: str
     schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
     every: Interval | None = Field(None, description="interval, e.g. '15m' (used when no schedule); at least '1s'")

@@ -10,8 +10,9 @@ comes from its one Chroma client, opened by `open` and released by `close` (the 
 A process that serves (`inlet daemon`, `inlet serve`) opens with `wait`: a Chroma server that
 cannot be reached then is an outage it rides out, as one that stops later: the index opens without
 its vectors (`waiting` says why), every use of them tries the server again (`collection`), failing
-with `IndexUnavailable` as during an outage, and the first that reaches it opens the collection with
-the checks an opening makes (`vectors.check_held`). A use never waits on another thread's attempt.
+with `IndexUnavailable` as during an outage, and the first that reaches it opens the collection the
+record names by then (an `inlet reindex` elsewhere may have switched it meanwhile) with the checks
+an opening makes (`vectors.check_held`). A use never waits on another thread's attempt.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class RecordKeeper:
         self.client, self._collection = client, collection
 
     def _reach(self) -> None:
-        """Try the Chroma server not reached yet once more (`IndexUnavailable` until it answers;
-        `VectorsLost` if it answers without the index's vectors). While another thread tries,
+        """Try the Chroma server not reached yet once more, for the collection of the record as it
+        stands now (`IndexUnavailable` until it answers; `VectorsLost` if it answers without the
+        index's vectors). While another thread tries,
         fail at once with the last reason, rather than wait on its attempt."""
         if not self._reaching.acquire(blocking=False):
             raise IndexUnavailable(self.waiting or "the Chroma server ([index] chroma_url) is being reached")
@@ -132,6 +134,7 @@ class RecordKeeper:
             if self.waiting is None:  # reached by another thread meanwhile
                 return
             try:
+                self._take_up()
                 self._connect()
             except VectorsLost:
                 raise
@@ -145,6 +148,15 @@ class RecordKeeper:
             )
         finally:
             self._reaching.release()
+
+    def _take_up(self) -> None:
+        """Hold the record as it stands now (`Records.changed`), before the collection it names is
+        opened: a reindex elsewhere may have switched it while the Chroma server was not reached."""
+        record = self.records.changed()
+        if record is not None:
+            self.record = record
+        if not self.reindexing:
+            fingerprint.check(self.records.where, self.record, self.model)
 
     def close(self) -> None:
         """Release the Chroma client (its files or connections); only the first call does anything."""
@@ -161,8 +173,8 @@ class RecordKeeper:
     def follow(self) -> None:
         """Before a write to a shared database: take up a record another process changed (a
         reindex started, advanced or switched), and refuse to write vectors of another model.
-        A Chroma server not reached yet is tried first (`collection`): the record's change stays
-        to be taken up while it cannot be."""
+        A Chroma server not reached yet is tried first, for the record as it stands (`_reach`):
+        while it cannot be reached, nothing is written."""
         if self.waiting is not None:
             self._reach()
         record = self.records.changed()

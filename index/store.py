@@ -201,9 +201,15 @@ class Index:
 
     def check_reachable(self) -> None:
         """Raise `IndexUnavailable` when the database of the catalog (with `database_url`) or the
-        Chroma server holding the vectors does not answer."""
+        Chroma server holding the vectors does not answer, `VectorsLost` when that server lost the
+        collection a search would use (a reindex elsewhere that switched it is followed first, as
+        a search does)."""
         self.catalog.check_reachable()
-        vectors.check_reachable(self.collection)
+        try:
+            vectors.check_reachable(self.collection)
+        except VectorsLost:
+            self.keeper.follow()
+            vectors.check_reachable(self.collection)
 
     def close(self) -> None:
         if hasattr(self, "keeper"):  # absent when the record refused the configured model

@@ -179,11 +179,12 @@ def folder_lost_words(folder: Path, missing: str, chunks: int | None = None) -> 
 
 
 def check_reachable(collection: Any) -> None:
-    """Raise `IndexUnavailable` when the Chroma server holding `collection` does not answer its
-    heartbeat (a folder's collection is in this process: always reachable)."""
+    """Raise `IndexUnavailable` when the Chroma server holding `collection` does not answer, and
+    `VectorsLost` when it holds no collection of that name, as a search would find (one small
+    request; a folder's collection is in this process: always reachable)."""
     if isinstance(collection, _ServerCollection):
         with _reaching(collection._url):
-            collection._client.heartbeat()
+            collection._found_again()
 
 
 class _ServerCollection:

@@ -120,11 +120,18 @@ RateLimit = Annotated[str, AfterValidator(_valid_rate)]
 
 
 class ApiKey(TypedConfig):
-    name: str
-    key_env: str
-    user: str | None = None
-    on_behalf_of: bool = False
-    admin: bool = False
+    name: str = Field(description="names the key in the audit log, metrics and rate limits; unique")
+    key_env: str = Field(
+        description="the environment variable holding the key's value (clients send 'Authorization: Bearer VALUE'); "
+        "unique"
+    )
+    user: str | None = Field(None, description="a user key: every request sees what this user (an email) may see")
+    on_behalf_of: bool = Field(
+        False, description="a service's key: each request names its user ('user' in the body, or X-Inlet-User)"
+    )
+    admin: bool = Field(
+        False, description="an operator's key: sees everything (or as a request's 'user'), and the admin routes"
+    )
     rate_limit: RateLimit | None = Field(
         None, description="this key's own rate limit ('100/s'); default [server] rate_limit"
     )
@@ -265,8 +272,12 @@ ProxyNetwork = Annotated[str, AfterValidator(proxy_network)]
 
 
 class ServerConfig(TypedConfig):
-    host: str = "127.0.0.1"
-    port: int = Field(8484, ge=0, le=65535)
+    host: str = Field(
+        "127.0.0.1",
+        description="the address the API (`inlet serve`, `inlet daemon --serve`) listens on (0.0.0.0: every "
+        "interface); --host overrides",
+    )
+    port: int = Field(8484, ge=0, le=65535, description="the port it listens on; --port overrides")
     api_keys: list[ApiKey] = Field(default_factory=list)
     cors_origins: list[Origin] = Field(
         default_factory=list,
@@ -274,7 +285,9 @@ class ServerConfig(TypedConfig):
         "listed; '*' is refused",
     )
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="larger request bodies are refused with 413 (a webhook's: 404)"
+    )
     header_timeout: float = Field(10.0, gt=0, le=300, description="seconds a client has to send a request's headers")
     idle_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle keep-alive connection stays open")
     body_timeout: float = Field(

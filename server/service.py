@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
-from inlet.errors import IndexUnavailable, UnknownFilterError
+from inlet.errors import EmbeddingMismatchError, IndexUnavailable, UnknownFilterError
 from inlet.index.search import Answer, Configured, SearchRequest, answer, checked
 from inlet.index.store import Index
 
@@ -51,7 +51,7 @@ class Retrieval:
 
     def unreachable(self) -> str | None:
         """Why the loaded index cannot serve now (its database or its Chroma server does not
-        answer), else None:
+        answer, that server lost its vectors, or they are of another model), else None:
         checked at most once every `READY_CHECK_EVERY` by one caller at a time, logged when it
         changes. Others do not wait for a check in flight: they get the last answer, or, once the
         check has waited `READY_WAIT`, that the server is not answering."""
@@ -69,7 +69,7 @@ class Retrieval:
         try:
             index.check_reachable()
             reason = None
-        except IndexUnavailable as exc:
+        except (IndexUnavailable, EmbeddingMismatchError) as exc:  # a reindex elsewhere switched to another model
             reason = str(exc)
         with self._check:
             if reason != self._unreachable:

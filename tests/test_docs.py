@@ -4,6 +4,7 @@ generated references cover the code they are generated from, and the README stay
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,14 @@ def test_the_configuration_reference_has_every_key_of_every_registered_connector
                 assert f"<code>{key}</code>" in page, (model.__name__, key)
     for name in available():
         assert f"type <code>{name}</code>" in page, name
+
+
+def test_every_key_of_the_configuration_reference_says_what_it_is_for(site: Path) -> None:
+    page = (site / "reference" / "configuration" / "index.html").read_text()
+    rows = re.findall(r"<tr>\s*<td><code>(\w+)</code></td>(.*?)</tr>", page, re.DOTALL)
+    assert len(rows) > 100
+    blank = sorted({key for key, cells in rows if re.search(r"<td>\s*</td>\s*$", cells)})
+    assert not blank, f"keys without a description: {blank}"
 
 
 def test_the_cli_reference_has_every_command_and_option(site: Path) -> None:

@@ -3,6 +3,7 @@ PostgreSQL, and when that lease runs out (real server, tests/servers.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -49,6 +50,24 @@ def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: P
     finally:
         leases.close()
         state.close()
+
+
+def test_the_documented_status_json_shape_names_every_key_of_a_source(database_url: str, tmp_path: Path) -> None:
+    """docs/reference/cli.md's `inlet status --json` shape holds every key a source has on
+    PostgreSQL (`holder` too, and the keys of a lease held)."""
+    config = _files_sources(tmp_path, database_url, "notes")
+    leases = PgLeases(load_config(config).index, 30.0)
+    try:
+        with leases.hold("notes"):
+            result = CliRunner().invoke(cli, ["status", "--json", "--config", str(config)])
+            assert result.exit_code == 0, result.output
+        (source,) = json.loads(result.output)["sources"]
+    finally:
+        leases.close()
+    page = (Path(__file__).parent.parent / "docs" / "reference" / "cli.md").read_text()
+    shape = page.split("`inlet status --json` →", 1)[1].split('"unconfigured"', 1)[0]
+    assert not [key for key in source if f'"{key}"' not in shape], list(source)
+    assert not [key for key in source["holder"] if f'"{key}"' not in page], source["holder"]
 
 
 class StartsARunWhenAsked:

@@ -10,6 +10,8 @@ from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from tests.servers import chroma_server
 
+SIX = [Document(id=f"s:{n}", source="s", source_type="files", title=f"T{n}", text=f"text number {n}") for n in range(6)]
+
 
 @pytest.fixture
 def chroma_url(tmp_path):
@@ -209,6 +211,15 @@ def test_closing_an_index_closes_its_connections_to_the_chroma_server(tmp_path, 
     assert len(os.listdir("/proc/self/fd")) == before
 
 
+def _filled(tmp_path, database_url, embedder) -> tuple[IndexConfig, Index]:
+    """An index of `SIX` on PostgreSQL and a Chroma server stopped since (its config names it), open."""
+    with chroma_server(tmp_path / "server") as url:
+        config = IndexConfig(database_url=database_url, chroma_url=url)
+        index = Index(config, embedder=embedder)
+        index.apply(SIX)
+    return config, index
+
+
 def test_a_chroma_server_that_comes_back_empty_is_refused_until_a_reindex_restores_it(
     tmp_path, database_url, text_hash_embedder
 ):
@@ -220,13 +231,9 @@ def test_a_chroma_server_that_comes_back_empty_is_refused_until_a_reindex_restor
     from inlet.errors import VectorsLost
     from inlet.index.reindex import run_reindex
 
-    docs = [
-        Document(id=f"s:{n}", source="s", source_type="files", title=f"T{n}", text=f"text number {n}") for n in range(6)
-    ]
-    with chroma_server(tmp_path / "server") as url:
-        config = IndexConfig(database_url=database_url, chroma_url=url)
-        running = Index(config, embedder=text_hash_embedder)
-        running.apply(docs)
+    docs = SIX
+    config, running = _filled(tmp_path, database_url, text_hash_embedder)
+    url = config.chroma_url
     try:
         with chroma_server(tmp_path / "empty", port=urlparse(url).port):
             changed = docs[0].model_copy(update={"text": "changed text"})
@@ -308,3 +315,85 @@ def test_a_serving_process_started_while_the_chroma_server_is_down_rides_it_out(
     finally:
         state.close()
         index.close()
+
+
+def _serving(config, index, monkeypatch):
+    """A `TestClient` context of the API over `index`, each `/readyz` checking the servers again."""
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.server import service
+    from inlet.server.app import create_app
+
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)  # each probe checks
+    keys = [ApiKey(name="ops", key_env="OPS_KEY", admin=True)]
+    settings = Settings(index=config, server=ServerConfig(api_keys=keys))
+    app = create_app(settings, index=index, env={"OPS_KEY": "ops-key"})
+    return app, TestClient(app)
+
+
+def _answers(client) -> tuple[int, int]:
+    """The statuses of `/readyz` and of a search."""
+    bearer = {"Authorization": "Bearer ops-key"}
+    searched = client.post("/v1/search", json={"query": "text number 3"}, headers=bearer)
+    return client.get("/readyz").status_code, searched.status_code
+
+
+def _reindexed(config, embedder) -> None:
+    """`inlet reindex`, run by another process: it switches the record to a new collection."""
+    from inlet.index.reindex import run_reindex
+
+    with Index(config, embedder=embedder, reindexing=True) as index:
+        result = run_reindex(index)
+        assert result.switched and not result.remaining
+        assert index.record.collection != "inlet_chunks"
+
+
+def test_a_replica_started_while_the_chroma_server_is_down_follows_a_reindex_once_it_answers(
+    tmp_path, database_url, text_hash_embedder, monkeypatch
+):
+    """`inlet serve` started during the outage, the server back without its data, then `inlet
+    reindex` (to a new collection): the replica opens the collection the record names now, with no
+    restart, instead of the one it named when the replica started."""
+    from urllib.parse import urlparse
+
+    config, index = _filled(tmp_path, database_url, text_hash_embedder)
+    index.close()
+    url = config.chroma_url
+    serving = Index(config, embedder=text_hash_embedder, wait_for_chroma=True)
+    try:
+        assert serving.keeper.waiting is not None
+        app, client = _serving(config, serving, monkeypatch)
+        with client, chroma_server(tmp_path / "empty", port=urlparse(url).port):
+            assert app.state.retrieval.ready.wait(60)
+            assert _answers(client) == (503, 503)  # the vectors are lost: nothing to answer with
+            _reindexed(config, text_hash_embedder)
+            assert _answers(client) == (200, 200)
+            assert serving.collection.count() == 6
+            changed = SIX[0].model_copy(update={"text": "changed text"})
+            assert serving.apply([changed]).upserted == 1  # and writes land in the new collection
+    finally:
+        serving.close()
+
+
+def test_readyz_answers_503_while_the_chroma_server_lost_the_vectors_as_searches_do(
+    tmp_path, database_url, text_hash_embedder, monkeypatch
+):
+    """A replica whose Chroma server came back without the index's collection can answer no search:
+    `/readyz` says so too (a load balancer routes around it), and answers 200 again with the
+    searches once `inlet reindex` switched the index to a new collection."""
+    from urllib.parse import urlparse
+
+    config, serving = _filled(tmp_path, database_url, text_hash_embedder)
+    url = config.chroma_url
+    try:
+        app, client = _serving(config, serving, monkeypatch)
+        with client, chroma_server(tmp_path / "empty", port=urlparse(url).port):
+            assert app.state.retrieval.ready.wait(60)
+            assert _answers(client) == (503, 503)
+            body = client.get("/readyz").json()
+            assert body["error"]["code"] == "index_unavailable" and url not in body["error"]["message"]
+            _reindexed(config, text_hash_embedder)
+            assert _answers(client) == (200, 200)
+    finally:
+        serving.close()
