@@ -26,6 +26,12 @@ answer (`quality.answer_groups`) count as it.
 `none%` is the share that got `match == "none"`: wanted high for kind `none`, low for the others.
 `--compare REF` runs the ranking code of git REF (its index/search.py) on the same index in the same
 run, as "before".
+
+Labels name documents by id. Before anything is built, every labelled answer is checked against the
+ids the sandbox's (deterministic) seed data gives (`sandbox_ids`), and the script stops naming those
+it lacks: a change to the sandbox's seeding renumbers documents (a Drive file's id follows the order
+the sandbox creates files in), and its labels must then be mapped by title to the new ids
+(`tests/index/test_bench_scripts.py` checks every labelled set).
 """
 
 from __future__ import annotations
@@ -51,7 +57,10 @@ from inlet.config import load_config
 from inlet.demo import DEMO_MAILBOXES, backfill_all, demo_config
 from inlet.index import search as current
 from inlet.index.store import Index
+from inlet.sandbox import drive_state
+from inlet.sandbox.sample import sample_workspace
 from inlet.sandbox.server import Sandbox
+from inlet.sandbox.workspace import Workspace
 from inlet.storage.sqlite.state import SqliteState
 
 HERE = Path(__file__).parent
@@ -74,6 +83,33 @@ def build(root: Path) -> None:
                     print(f"  {run.source}: {run.outcome}, {run.upserted} documents", file=sys.stderr)
             finally:
                 state.close()
+
+
+def sandbox_ids(ws: Workspace) -> set[str]:
+    """The ids the demo's sources give what they read from the sandbox's workspace `ws` (its seeding
+    is deterministic), checked without indexing: every labelled answer must be one. A superset of
+    the corpus (every Slack message, every mailbox), so it catches ids that no longer exist."""
+    ids = {f"sandbox-drive:{f.id}" for f in drive_state.state(ws).files.values()}
+    ids |= {f"sandbox-slack:{c.id}:{m.ts}" for c in ws.slack.channels.values() for m in c.messages}
+    ids |= {f"sandbox-files:{item}" for item in ws.m365_files.items}
+    ids |= {f"sandbox-teams:{m.channel_id}:{m.id}" for m in ws.teams.messages.values()}
+    ids |= {f"sandbox-mail:{message}" for message in ws.mail.messages}
+    return ids | {f"sandbox-gmail:{box}/{m}" for box, b in ws.gmail.mailboxes.items() for m in b.messages}
+
+
+def unknown_answers(labelled: list[dict[str, Any]], known: set[str]) -> list[str]:
+    """The labelled answers that are not documents of the corpus, in order, each once."""
+    return list(dict.fromkeys(a for q in labelled for a in q["answers"] if a not in known))
+
+
+def missing_answers(name: str, missing: list[str]) -> SystemExit:
+    """The refusal to measure labels that name documents the corpus lacks (every such answer would
+    count as a miss): which ones, and the likely cause."""
+    return SystemExit(
+        f"{name}: {len(missing)} labelled answer(s) are not documents of the sandbox corpus: {', '.join(missing)}. "
+        "The sandbox's seed data changed how it numbers them (a Drive file's id comes from the order the "
+        "sandbox creates files in): map each to the document of the same title in the corpus and fix the labels"
+    )
 
 
 def baseline_module(ref: str) -> ModuleType:
@@ -225,6 +261,9 @@ def main() -> None:
     labelled = [
         q for q in json.loads(args.queries.read_text())["queries"] if args.split == "all" or q["split"] == args.split
     ]
+    missing = unknown_answers(labelled, sandbox_ids(sample_workspace()))
+    if missing:
+        raise missing_answers(args.queries.name, missing)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         started = time.perf_counter()
@@ -232,9 +271,9 @@ def main() -> None:
             build(root)
         with Index(load_config(root / "config.toml").index) as index:
             print(f"corpus: {index.catalog.counts()} (ready in {time.perf_counter() - started:.0f}s)", file=sys.stderr)
-            missing = [a for q in labelled for a in q["answers"] if not index.catalog.stored([a])]
-            if missing:
-                raise SystemExit(f"answers not in the corpus: {missing}")
+            missing = [a for a in unknown_answers(labelled, set()) if not index.catalog.stored([a])]
+            if missing:  # an index kept (`--keep`) from an earlier sandbox
+                raise missing_answers(f"{args.queries.name} in {root}", missing)
             index.embedder.encode_query("warm up")
             groups = copies(index, labelled)
             print(

@@ -18,6 +18,7 @@ from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
 from .records import Records
 from .types import (
     ORPHANED,
+    RUNS_KEPT,
     SKIPS_KEPT,
     SYNC_KINDS,
     Commit,
@@ -33,6 +34,7 @@ from .types import (
 
 __all__ = [
     "ORPHANED",
+    "RUNS_KEPT",
     "SKIPS_KEPT",
     "SYNC_KINDS",
     "Backend",

@@ -1,5 +1,9 @@
 """The state: per-source checkpoints, the record of every run, the daemon's schedule, operators' pauses.
 
+The run history is bounded: the write that records a run's end deletes its progress row and the
+runs of its source and kind beyond the newest `RUNS_KEPT` (not the newest successful one), more
+than anything reads of it (`_trim_runs`).
+
 Written once over a `Dialect` (`SqlState`); each backend gives it a connection and overrides only
 what really differs: the folder (`sqlite/state.py`, SQLite `state.db`, WAL, so `inlet status`
 reads while a sync writes) names a run's process by pid and needs no fence (its leases are
@@ -22,10 +26,25 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .dialect import Dialect
-from .types import RUN_COLUMNS, SYNC_KINDS, Fence, RunRecord, SourceState, skip_row, streak_of
+from .types import RUN_COLUMNS, RUNS_KEPT, SYNC_KINDS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
 SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope", "covered")
+
+
+def _ending(run: RunRecord) -> tuple[Any, ...]:
+    """How `run` ended, in the order of `RUN_COLUMNS` after its source, kind and start."""
+    return (
+        run.finished_at,
+        run.outcome,
+        run.upserted,
+        run.deleted,
+        run.skipped,
+        run.errors,
+        run.embedded,
+        run.error,
+        run.retry_at,
+    )
 
 
 class SqlState:
@@ -109,25 +128,44 @@ class SqlState:
     def finish_run(self, run: RunRecord) -> None:
         """Record how the run ended (at its `finished_at`, now when unset), unless it is closed
         already: a process that lost its lease (a frozen daemon that wakes) must not rewrite how its
-        successor closed the run."""
+        successor closed the run. In the same transaction its progress row goes, and so do the
+        runs of its source and kind older than the newest `runs_kept` (`_trim_runs`)."""
         run.finished_at = run.finished_at if run.finished_at is not None else self.clock()
         stored = run.moved(self.clock_offset())
-        self._exec(
-            "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
-            "embedded = ?, error = ?, retry_at = ? WHERE id = ? AND finished_at IS NULL",
-            (
-                stored.finished_at,
-                run.outcome,
-                run.upserted,
-                run.deleted,
-                run.skipped,
-                run.errors,
-                run.embedded,
-                run.error,
-                stored.retry_at,
-                run.id,
-            ),
-        )
+        with self._connection() as db:
+            db.execute(
+                self.dialect.sql(
+                    "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, "
+                    "errors = ?, embedded = ?, error = ?, retry_at = ? WHERE id = ? AND finished_at IS NULL"
+                ),
+                (*_ending(stored), run.id),
+            )
+            db.execute(self.dialect.sql("DELETE FROM run_progress WHERE run_id = ?"), (run.id,))
+            self._trim_runs(db, run.source, run.kind)
+
+    runs_kept = RUNS_KEPT  # finished runs of each kind kept per source
+
+    def _trim_runs(self, db: Any, source: str, kind: str) -> int:
+        """Delete the finished runs of `source` and `kind` (with their progress and skipped items)
+        older than its newest `runs_kept`, except its newest successful one, on `db` (a connection
+        in the caller's transaction); how many went. Called as each run ends, it deletes the one
+        run that fell out of the window (all older ones the first time)."""
+        sql = self.dialect.sql
+        row = db.execute(
+            sql("SELECT id FROM runs WHERE source = ? AND kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?"),
+            (source, kind, self.runs_kept),
+        ).fetchone()
+        if row is None:
+            return 0
+        ok = db.execute(
+            sql("SELECT max(id) FROM runs WHERE source = ? AND kind = ? AND outcome IN ('ok', 'partial')"),
+            (source, kind),
+        ).fetchone()
+        old = "SELECT id FROM runs WHERE source = ? AND kind = ? AND id <= ? AND id <> ? AND finished_at IS NOT NULL"
+        params = (source, kind, row[0], ok[0] if ok[0] is not None else -1)
+        db.execute(sql(f"DELETE FROM run_skips WHERE run_id IN ({old})"), params)
+        db.execute(sql(f"DELETE FROM run_progress WHERE run_id IN ({old})"), params)
+        return int(db.execute(sql(f"DELETE FROM runs WHERE id IN ({old})"), params).rowcount)
 
     def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None, unit: str | None) -> None:
         """The counts of a run in flight, where `inlet status` reads them."""
@@ -215,20 +253,7 @@ class SqlState:
     def add_run(self, run: RunRecord) -> None:
         """Record a finished run as it is (copied from another index; its times of this host's clock)."""
         run = run.moved(self.clock_offset())
-        values = (
-            run.source,
-            run.kind,
-            run.started_at,
-            run.finished_at,
-            run.outcome,
-            run.upserted,
-            run.deleted,
-            run.skipped,
-            run.errors,
-            run.embedded,
-            run.error,
-            run.retry_at,
-        )
+        values = (run.source, run.kind, run.started_at, *_ending(run))
         self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
 
     def failure_streak(self, source: str) -> int:
@@ -248,6 +273,13 @@ class SqlState:
         source's lease (so no live process is running them)."""
         now = self.clock() + self.clock_offset()
         with self._connection() as db:
+            db.execute(
+                self.dialect.sql(
+                    "DELETE FROM run_progress WHERE run_id IN "
+                    "(SELECT id FROM runs WHERE source = ? AND finished_at IS NULL)"
+                ),
+                (source,),
+            )
             return db.execute(
                 self.dialect.sql(
                     "UPDATE runs SET finished_at = ?, outcome = 'failed', "

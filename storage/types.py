@@ -223,6 +223,12 @@ def streak_of(outcomes: list[tuple[Any, ...]]) -> int:
 SKIPS_KEPT = 50
 """Skipped items recorded per run (the counts cover them all)."""
 
+RUNS_KEPT = 1000
+"""Finished runs of each kind (`backfill`, `sync`, `event`, `prune`) kept per source; older ones are
+deleted as each run ends (`SqlState.finish_run`), except the newest successful one of the kind.
+What anything reads of the history is within it: the newest run (of a kind, or successful),
+the last 20 or 30 (`inlet status`, the console), the failure streak (its last 100 syncs)."""
+
 
 def skip_row(row: tuple[Any, ...]) -> dict[str, Any]:
     """A `run_skips` row (item_id, title, reason, failed) as `inlet status` shows it."""

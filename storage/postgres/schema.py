@@ -328,3 +328,15 @@ def m021_newest_index(db: psycopg.Connection[Any]) -> None:
     2 s per million documents, docs/operations/upgrades.md): steps run in the migration's
     transaction, where `CONCURRENTLY` cannot."""
     db.execute("CREATE INDEX documents_newest ON documents (ts, doc_id) INCLUDE (source, source_type, chunks)")
+
+
+@DATABASE.step
+def m022_run_history(db: psycopg.Connection[Any]) -> None:
+    """The runs by source and kind, which each run's end trims to the newest `RUNS_KEPT`
+    (`SqlState._trim_runs`), and the unfinished ones (`sources_with_unfinished_runs` reads these
+    alone); the progress rows of finished runs, which nothing reads, go."""
+    db.execute(
+        "CREATE INDEX runs_kind ON runs (source, kind, id); "
+        "CREATE INDEX runs_unfinished ON runs (source) WHERE finished_at IS NULL; "
+        "DELETE FROM run_progress WHERE run_id NOT IN (SELECT id FROM runs WHERE finished_at IS NULL)"
+    )

@@ -212,6 +212,21 @@ def m006_source_coverage(db: sqlite3.Connection) -> None:
     )
 
 
+@STATE.step
+def m007_run_history(db: sqlite3.Connection) -> None:
+    """The runs by source and kind, which each run's end trims to the newest `RUNS_KEPT`
+    (`SqlState._trim_runs`), and the unfinished ones (`sources_with_unfinished_runs` reads these
+    alone); the progress rows of finished runs, which nothing reads, go."""
+    run_script(
+        db,
+        """
+    CREATE INDEX runs_kind ON runs (source, kind, id);
+    CREATE INDEX runs_unfinished ON runs (source) WHERE finished_at IS NULL;
+    DELETE FROM run_progress WHERE run_id NOT IN (SELECT id FROM runs WHERE finished_at IS NULL)
+    """,
+    )
+
+
 def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """`Migrations.check` for a connection opened read-only: a file holding steps this inlet does
     not know is refused (a file from before the record passes: its next writer migrates it)."""

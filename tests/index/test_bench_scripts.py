@@ -46,3 +46,24 @@ def test_a_synthetic_index_opens_with_the_backend_it_was_built_for(tmp_path, tex
     Index(IndexConfig(path=tmp_path / "ix", backend="torch")).close()  # as `bench_index.py query --backend torch`
     with pytest.raises(EmbeddingMismatchError, match="backend 'torch'"):  # stamped torch, not the default
         Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder).close()
+
+
+def test_every_labelled_answer_is_a_document_of_the_sandbox_corpus():
+    """The natural-question labels name documents by id; the sandbox seeds its data the same way
+    every time, so each id must be one it gives (a change to the seeding that renumbers documents,
+    as Drive's did, would otherwise count every such answer as a miss, or stop the benchmark)."""
+    import json
+
+    from inlet.sandbox.sample import sample_workspace
+
+    bench = _module("quality_natural")
+    known = bench.sandbox_ids(sample_workspace())
+    sets = sorted(BENCHMARKS.glob("quality_natural*.json"))
+    assert len(sets) >= 6
+    for path in sets:
+        labelled = json.loads(path.read_text())["queries"]
+        assert sum(len(q["answers"]) for q in labelled) > 0
+        assert bench.unknown_answers(labelled, known) == [], path.name
+    assert bench.unknown_answers([{"answers": ["sandbox-drive:gone", "sandbox-drive:gone"]}], known) == [
+        "sandbox-drive:gone"
+    ]

@@ -247,6 +247,49 @@ def test_a_prune_is_no_sync_to_the_failure_streak_and_the_last_success(state: St
     assert state.last_run("s", successful=True, kinds=SYNC_KINDS).kind == "backfill"  # type: ignore[union-attr]
 
 
+def test_the_run_history_is_trimmed_as_runs_end_and_what_status_reads_stays(state: StateStore) -> None:
+    """Each run's end keeps its source's newest `runs_kept` finished runs of its kind (and the
+    newest successful one) and drops the rest with their progress and skipped items; the last run
+    of each kind, the last success, the failure streak and the last 20 read as before."""
+    from inlet.storage import RUNS_KEPT, SYNC_KINDS
+
+    assert state.runs_kept == RUNS_KEPT == 1000  # type: ignore[attr-defined]
+    state.runs_kept = 3  # type: ignore[attr-defined]  # the window, small enough to overflow here
+
+    def ran(kind: str, outcome: str, source: str = "s") -> int:
+        run = state.start_run(source, kind)
+        state.save_progress(run, seen=1, done=1, total=1, unit="items")
+        state.add_skip(run.id, 1, "item", None, "too big", False)  # type: ignore[arg-type]
+        run.outcome = outcome
+        state.finish_run(run)
+        assert run.id is not None
+        return run.id
+
+    ok_sync = ran("sync", "ok")
+    for _ in range(6):
+        ran("sync", "failed")
+    ran("backfill", "ok")
+    prunes = [ran("prune", "ok") for _ in range(5)]
+    events = [ran("event", "ok") for _ in range(8)]
+    other = [ran("sync", "ok", "t") for _ in range(4)]
+    unfinished = state.start_run("s", "sync")  # a run in flight is never trimmed
+    kept = state.runs("s")
+    by_kind = {kind: [r.id for r in kept if r.kind == kind] for kind in ("sync", "backfill", "prune", "event")}
+    assert len(by_kind["sync"]) == 1 + 3 + 1 and by_kind["sync"][0] == ok_sync  # the newest success stays
+    assert by_kind["backfill"] != [] and by_kind["prune"] == prunes[-3:] and by_kind["event"] == events[-3:]
+    assert by_kind["sync"][-1] == unfinished.id and [r.id for r in state.runs("t")] == other[-3:]
+    assert state.last_run("s", successful=True, kinds=("sync",)).id == ok_sync  # type: ignore[union-attr]
+    assert state.last_run("s", successful=True, kinds=SYNC_KINDS).id == events[-1]  # type: ignore[union-attr]
+    assert state.last_run("s", kinds=("prune",)).id == prunes[-1]  # type: ignore[union-attr]
+    assert state.failure_streak("s") == 0 and [r.id for r in state.recent_runs("s", 4)][1:] == events[:-4:-1]
+    assert [state.skipped_items(i) != [] for i in (prunes[0], prunes[-1])] == [False, True]
+    state.save_progress(unfinished, seen=1, done=None, total=None, unit=None)
+    assert state.running("s") is not None and state.sources_with_unfinished_runs() == ["s"]
+    with state._connection() as db:  # type: ignore[attr-defined]
+        progress = db.execute("SELECT run_id FROM run_progress").fetchall()
+    assert progress == [(unfinished.id,)]  # the finished runs' progress went as each ended
+
+
 def test_a_source_is_held_by_one_run_at_a_time(backend: Backend) -> None:
     leases, other = backend.leases(), backend.leases()
     try:
