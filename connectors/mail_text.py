@@ -157,11 +157,75 @@ FORWARDED_HEADING = "## Forwarded message"
 
 
 def _with_forward(note: list[str], forwarded: list[str]) -> list[str]:
-    """A note and the message it forwards, under a heading of its own (a passage apart from the
-    note, as an attachment's is) when there is a note."""
+    """A note and the message it forwards (its header blocks tidied: `_tidy_heads`), under a
+    heading of its own (a passage apart from the note, as an attachment's is) when there is a note."""
+    forwarded = _tidy_heads(forwarded)
     if not "".join(note).strip():
         return forwarded
     return [*note, "", FORWARDED_HEADING, "", *forwarded]
+
+
+SHOWN_RECIPIENTS = 8  # past this, a mail's To and Cc lines name the first ones and count the rest
+QUOTED_RECIPIENTS = 3  # the same, in the header block of a mail forwarded or quoted in a body
+
+_HEAD_FIELD = re.compile(r"^\*{0,2}(from|to|cc|bcc|sent|sent by|date|subject):\*{0,2}(\s|$)", re.I)
+_RECIPIENTS = re.compile(r"^(\*{0,2}(?:to|cc|bcc):\*{0,2})\s*(.*)$", re.I)
+_RULE_RUN = re.compile(r"-{3,}")
+_RULE_END = re.compile(r"-{3,}\s*$")
+_WRAPPED_RULE = re.compile(r"^(?!\S+:\s).{0,60}?-{3,}$")  # a banner's end its sender's client wrapped: "11:28 AM -----"
+
+
+def first_named(names: list[str], limit: int) -> str:
+    """The first `limit` of `names`, and how many more there are: "a, b and 3 more"."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _tidy_heads(lines: list[str]) -> list[str]:
+    """Forwarded mail with its header blocks made short, so that a passage holding one holds the
+    message it introduces too: a banner (its wrapped end joined) with its rules of dashes as "--"
+    (each dash is a token), and in a block of two header fields or more, a To/Cc/Bcc field (its
+    wrapped lines joined) naming its first `QUOTED_RECIPIENTS` recipients and counting the rest."""
+    out: list[str] = []
+    n = 0
+    while n < len(lines):
+        line = lines[n].strip()
+        if any(p.match(line) for p in _FORWARD) or _ORIGINAL.match(line):
+            wrapped = n + 1 < len(lines) and _WRAPPED_RULE.match(lines[n + 1].strip()) and not _RULE_END.search(line)
+            out.append(_RULE_RUN.sub("--", f"{line} {lines[n + 1].strip()}" if wrapped else line))
+            n += 2 if wrapped else 1
+        elif _HEAD_FIELD.match(line):
+            fields, end = _head_fields(lines, n)
+            out += [_short_field(f) for f in fields] if len(fields) > 1 else lines[n:end]
+            n = end
+        else:
+            out.append(lines[n])
+            n += 1
+    return out
+
+
+def _head_fields(lines: list[str], n: int) -> tuple[list[str], int]:
+    """The header fields from line `n` to the first line that is none (a recipient list's wrapped
+    lines joined to it), and the line after them."""
+    fields: list[str] = []
+    while n < len(lines) and (line := lines[n].strip()):
+        if _HEAD_FIELD.match(line):
+            fields.append(line)
+        elif fields and _RECIPIENTS.match(fields[-1]) and ("@" in line or fields[-1][-1:] in ",;"):
+            fields[-1] += " " + line
+        else:
+            break
+        n += 1
+    return fields, n
+
+
+def _short_field(field: str) -> str:
+    """A To/Cc/Bcc field naming its first `QUOTED_RECIPIENTS` recipients; another field as it is."""
+    found = _RECIPIENTS.match(field)
+    if not found:
+        return field
+    names = [name.strip() for name in re.split(r"[,;]", found[2]) if name.strip()]
+    return f"{found[1]} {first_named(names, QUOTED_RECIPIENTS)}".rstrip()
 
 
 def _boundary(lines: list[str], n: int, forward: bool) -> str | None:
