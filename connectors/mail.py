@@ -53,6 +53,8 @@ from .base import ConfigPath, Connector, FolderConfig, FolderConnector, LivePref
 from .extract import extract_text, html_prefix, kind_of
 from .mail_parts import SMIME_TYPES, calendar_text, is_calendar, signed_content, smime_type
 from .mail_text import (
+    SHOWN_RECIPIENTS,
+    first_named,
     addresses,
     chosen_body,
     header_date,
@@ -161,16 +163,12 @@ def message_document(
     return document, skipped
 
 
-SHOWN_RECIPIENTS = 8  # past this, a mail's To and Cc lines name the first ones and count the rest
-
-
 def _header_block(msg: MailMessage) -> str:
     """From, To, Cc and Date lines. A list of sixty addresses would fill whole passages that match
     any query naming one of them (the metadata keeps every participant, for ACL and people)."""
 
     def show(pairs: list[tuple[str, str]]) -> str:
-        shown = ", ".join(f"{n} <{e}>" if n and n != e else e for n, e in pairs[:SHOWN_RECIPIENTS])
-        return shown + (f" and {len(pairs) - SHOWN_RECIPIENTS} more" if len(pairs) > SHOWN_RECIPIENTS else "")
+        return first_named([f"{n} <{e}>" if n and n != e else e for n, e in pairs], SHOWN_RECIPIENTS)
 
     lines = []
     if msg.sender:

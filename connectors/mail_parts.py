@@ -15,6 +15,8 @@ import re
 
 from email.message import EmailMessage
 
+from .mail_text import first_named
+
 CALENDAR_TYPES = {"text/calendar", "application/ics", "text/x-vcalendar"}
 SMIME_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 SHOWN_ATTENDEES = 8  # past this, an event's attendees line names the first ones and counts the rest
@@ -96,9 +98,7 @@ def _event(props: list[tuple[str, dict[str, str], str]], method: str) -> str:
             if params.get("PARTSTAT", "").upper() in _ANSWERS
         ]
     elif people:
-        shown = ", ".join(people[:SHOWN_ATTENDEES])
-        more = len(people) - SHOWN_ATTENDEES
-        lines.append(f"Attendees: {shown}" + (f" and {more} more" if more > 0 else ""))
+        lines.append(f"Attendees: {first_named(people, SHOWN_ATTENDEES)}")
     lines += [f"Comment: {text}" for name, _, value in props if name == "COMMENT" and (text := _unescaped(value))]
     description = _unescaped(first.get("DESCRIPTION", ({}, ""))[1])[:MAX_EVENT_CHARS]
     return "\n".join(lines) + (f"\n\n{description}" if description else "")

@@ -10,7 +10,10 @@ lines, a sentence ending "wrote:"): losing a message's own words is worse than i
 twice, so a note announcing answers written into the quote ("see my answers in red below") keeps
 it. Of a body's plain and HTML forms the plain one is read unless the HTML says clearly more
 (`chosen_body`). A forwarded message (Gmail's, Apple's, Lotus Notes' banner; Outlook's block under a FW:
-subject) is content, kept whole after the note: its recipient has no other copy of it. A subject
+subject) is content, kept after the note: its recipient has no other copy of it; its header blocks
+made short (`_tidy_heads`). In the sender's text and every message it forwards alike, signatures
+(from a `-- ` line; a contact card's phone and address lines) and legal notices are no content
+(`_without_boilerplate`). A subject
 is plain text too (`plain_subject`): its markup dropped, other text in angle brackets kept.
 
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
@@ -77,10 +80,12 @@ def normalise(text: str) -> str:
 
 def new_content(text: str, subject: str = "") -> str:
     """The part of a body its sender wrote, with every message it forwards; the whole body when
-    nothing new precedes the quote. `subject` tells an Outlook forward (FW:) from a reply."""
+    nothing new precedes the quote; in either, no signature or legal notice (`_without_boilerplate`).
+    `subject` tells an Outlook forward (FW:) from a reply."""
     full = normalise(text)
     fresh = normalise("\n".join(_own(full.split("\n"), _is_forward(subject))))
-    return fresh if fresh else full
+    kept = fresh if fresh else full
+    return _without_boilerplate(kept) or kept
 
 
 def _is_forward(subject: str) -> bool:
@@ -157,11 +162,75 @@ FORWARDED_HEADING = "## Forwarded message"
 
 
 def _with_forward(note: list[str], forwarded: list[str]) -> list[str]:
-    """A note and the message it forwards, under a heading of its own (a passage apart from the
-    note, as an attachment's is) when there is a note."""
+    """A note and the message it forwards (its header blocks tidied: `_tidy_heads`), under a
+    heading of its own (a passage apart from the note, as an attachment's is) when there is a note."""
+    forwarded = _tidy_heads(forwarded)
     if not "".join(note).strip():
         return forwarded
     return [*note, "", FORWARDED_HEADING, "", *forwarded]
+
+
+SHOWN_RECIPIENTS = 8  # past this, a mail's To and Cc lines name the first ones and count the rest
+QUOTED_RECIPIENTS = 3  # the same, in the header block of a mail forwarded or quoted in a body
+
+_HEAD_FIELD = re.compile(r"^\*{0,2}(from|to|cc|bcc|sent|sent by|date|subject):\*{0,2}(\s|$)", re.I)
+_RECIPIENTS = re.compile(r"^(\*{0,2}(?:to|cc|bcc):\*{0,2})\s*(.*)$", re.I)
+_RULE_RUN = re.compile(r"-{3,}")
+_RULE_END = re.compile(r"-{3,}\s*$")
+_WRAPPED_RULE = re.compile(r"^(?!\S+:\s).{0,60}?-{3,}$")  # a banner's end its sender's client wrapped: "11:28 AM -----"
+
+
+def first_named(names: list[str], limit: int) -> str:
+    """The first `limit` of `names`, and how many more there are: "a, b and 3 more"."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _tidy_heads(lines: list[str]) -> list[str]:
+    """Forwarded mail with its header blocks made short, so that a passage holding one holds the
+    message it introduces too: a banner (its wrapped end joined) with its rules of dashes as "--"
+    (each dash is a token), and in a block of two header fields or more, a To/Cc/Bcc field (its
+    wrapped lines joined) naming its first `QUOTED_RECIPIENTS` recipients and counting the rest."""
+    out: list[str] = []
+    n = 0
+    while n < len(lines):
+        line = lines[n].strip()
+        if any(p.match(line) for p in _FORWARD) or _ORIGINAL.match(line):
+            wrapped = n + 1 < len(lines) and _WRAPPED_RULE.match(lines[n + 1].strip()) and not _RULE_END.search(line)
+            out.append(_RULE_RUN.sub("--", f"{line} {lines[n + 1].strip()}" if wrapped else line))
+            n += 2 if wrapped else 1
+        elif _HEAD_FIELD.match(line):
+            fields, end = _head_fields(lines, n)
+            out += [_short_field(f) for f in fields] if len(fields) > 1 else lines[n:end]
+            n = end
+        else:
+            out.append(lines[n])
+            n += 1
+    return out
+
+
+def _head_fields(lines: list[str], n: int) -> tuple[list[str], int]:
+    """The header fields from line `n` to the first line that is none (a recipient list's wrapped
+    lines joined to it), and the line after them."""
+    fields: list[str] = []
+    while n < len(lines) and (line := lines[n].strip()):
+        if _HEAD_FIELD.match(line):
+            fields.append(line)
+        elif fields and _RECIPIENTS.match(fields[-1]) and ("@" in line or fields[-1][-1:] in ",;"):
+            fields[-1] += " " + line
+        else:
+            break
+        n += 1
+    return fields, n
+
+
+def _short_field(field: str) -> str:
+    """A To/Cc/Bcc field naming its first `QUOTED_RECIPIENTS` recipients; another field as it is."""
+    found = _RECIPIENTS.match(field)
+    if not found:
+        return field
+    names = [name.strip() for name in re.split(r"[,;]", found[2]) if name.strip()]
+    return f"{found[1]} {first_named(names, QUOTED_RECIPIENTS)}".rstrip()
 
 
 def _boundary(lines: list[str], n: int, forward: bool) -> str | None:
@@ -511,3 +580,106 @@ def _unsplit_text(part: EmailMessage) -> str:
     if not text:
         raise ItemError("a multipart body whose boundary matches none of its lines holds no text: left out")
     return text
+
+
+# --- boilerplate: signatures and legal notices, in the sender's text and every message it forwards ---
+
+# A legal notice's phrases ("This message is for the designated recipient only and may contain
+# privileged ... information. If you have received it in error, please notify the sender ...")
+_NOTICE_ADDRESSEE = re.compile(
+    r"\b(intended|designated|named)\s+(recipient|addressee)s?\b|\bintended (only|solely)\s+for\b"
+    r"|\breceived\s+(this|it|the)?\s*([\w-]+\s+){0,3}in\s+error\b",
+    re.I,
+)
+_NOTICE_PHRASES = [
+    re.compile(r"\bnotify\s+(the\s+sender|us|me)\b", re.I),
+    re.compile(r"\b(privileged|confidential)\b", re.I),
+    re.compile(r"\b(prohibited|unauthori[sz]ed)\b", re.I),
+    re.compile(r"\b(delete|destroy)\s+(it|this|the\s+original|all\s+copies|the\s+(e-?mail|message))\b", re.I),
+]
+MAX_NOTICE_CHARS = 2000  # a paragraph longer than this is no appended notice, whatever it says
+_CARD_LINE_CHARS = 60  # a signature's lines are short
+_CARD_LINES = 10  # and few (under the name)
+_SIGN_OFF = re.compile(r"^(thanks|thank you|many thanks|regards|best|cheers|sincerely|yours|rgds|br)\b", re.I)
+_NAME_WORD = re.compile(r"^([A-Z][\w'’-]*\.?|[A-Z]\.|de|la|le|van|von|der|den|du|di|da|del|dos|bin|al)$")
+_CONTACT = re.compile(r"^(e-?mail\s*:?\s*)?[\w.+'-]+@[\w-]+(\.[\w-]+)+$", re.I)  # an address alone
+_DIGIT = re.compile(r"\d")
+
+
+def _without_boilerplate(text: str) -> str:
+    """`text` without what a mail client or gateway appends to each message in it (the sender's
+    and every one it forwards or quotes): a legal notice (`_notice`), a signature after its `-- `
+    line (or "Sent from my iPhone") to the end of its message, and the phone and address lines of
+    a contact card closing a message (`_card`)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    kept: list[str] = []
+    signed = False  # within a message, past its signature line
+    for n, paragraph in enumerate(paragraphs):
+        lines = paragraph.split("\n")
+        if _part_start(lines):
+            signed = False
+        if signed or _notice(paragraph):
+            continue
+        at = next((k for k, line in enumerate(lines) if any(p.match(line.strip()) for p in _SIGNATURE)), None)
+        if at is not None:
+            signed, lines = True, lines[:at]
+        elif _closes_message(paragraphs, n):
+            lines = _card(lines)
+        if "".join(lines).strip():
+            kept.append("\n".join(lines))
+    return "\n\n".join(kept)
+
+
+def _part_start(lines: list[str]) -> bool:
+    """Whether a paragraph starts a message of its own: a forward's banner or heading, a rule or a
+    header block over a quoted mail."""
+    return lines[0].strip() == FORWARDED_HEADING or _boundary(lines, 0, True) is not None
+
+
+def _closes_message(paragraphs: list[str], n: int) -> bool:
+    """Whether paragraph `n` is the last of its message: what follows it is notices, then another
+    message or nothing."""
+    rest = (p for p in paragraphs[n + 1 :] if not _notice(p))
+    after = next(rest, None)
+    return after is None or _part_start(after.split("\n"))
+
+
+def _notice(paragraph: str) -> bool:
+    """Whether a paragraph is a legal notice: it names its addressee ("the intended recipient") or
+    a mail received in error, and two more of a notice's phrases (notify the sender, privileged or
+    confidential, prohibited, delete the original)."""
+    if len(paragraph) > MAX_NOTICE_CHARS or not _NOTICE_ADDRESSEE.search(paragraph):
+        return False
+    return sum(1 for p in _NOTICE_PHRASES if p.search(paragraph)) >= 2
+
+
+def _card(lines: list[str]) -> list[str]:
+    """A paragraph without the phone numbers and addresses (`_contact`) of the contact card closing
+    it: short lines under the sender's name (a sign-off above it). The name, title, company and
+    town stay: who wrote, for whom ("Client Relations, Cal ISO" may be all that says where a
+    mail is from)."""
+    start = len(lines)
+    while (
+        start
+        and len(lines[start - 1].strip()) <= _CARD_LINE_CHARS
+        and not lines[start - 1].rstrip().endswith((".", "!", "?", ":", ";"))
+    ):
+        start -= 1
+    run = [line.strip() for line in lines[start:]]
+    name = next((k for k, line in enumerate(run) if line and not _SIGN_OFF.match(line)), None)
+    card = run[name + 1 :] if name is not None else []
+    if name is None or len(card) > _CARD_LINES or not _named(run[name]) or not any(_contact(x) for x in card):
+        return lines
+    return lines[: start + name + 1] + [line for line in lines[start + name + 1 :] if not _contact(line.strip())]
+
+
+def _named(line: str) -> bool:
+    """Whether a line is a person's name: up to five words, capitalised (or a particle: "de la")."""
+    words = line.split()
+    return 0 < len(words) <= 5 and all(_NAME_WORD.match(w) for w in words) and not _DIGIT.search(line)
+
+
+def _contact(line: str) -> bool:
+    """A signature's phone line (seven digits or more, a few words of label) or an address alone."""
+    digits = len(_DIGIT.findall(line))
+    return digits >= 7 and len(re.findall(r"[A-Za-z]+", line)) <= 4 or bool(_CONTACT.match(line))

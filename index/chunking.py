@@ -1,14 +1,18 @@
 """Splitting documents into passages the model can embed whole.
 
 Invariant: no chunk holds more than `max_tokens` tokens (the sum of its pieces' counts by the
-caller's `count`, the overlap it repeats included), whatever the text.
+caller's `count`, the overlap it repeats included), whatever the text; and no chunk is a lead
+alone (a heading, a header block: `_lead`) or ends with one, while text follows it (a header
+block longer than the budget aside).
 
 Chunks follow the text's own structure: a heading starts a new chunk, paragraphs (or, in a chat
 thread, messages) are packed whole while they fit the token budget, and only a block that is too
 long by itself is split by sentences (`. ! ?` before a capital; Chinese and Japanese `。！？；`,
 which no space follows), then by words, and a piece with no space in it (a line of Chinese, a hex
 dump, a `data:` URI) by characters: each piece is counted, and cut again while it is over the
-budget. Pieces keep what joined them in the text (nothing between two Chinese sentences).
+budget. Pieces keep what joined them in the text (nothing between two Chinese sentences). A lead
+is followed in its chunk by the start of what it introduces, the next piece cut at a word to fit
+(`_Packer`), or moves to the next chunk when less than a quarter of the budget is left after it.
 Consecutive chunks share `overlap` tokens of context so an answer that straddles a boundary is
 still found. Tokens are counted COUNT_SLICE texts at a time, so a `count` that raises (a stop)
 ends the chunking of one huge text between two slices.
@@ -75,44 +79,136 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
     """Structure-respecting chunks of at most `max_tokens` tokens each (see the module's invariant)."""
     fitted = _fit(_blocks(text), count, max_tokens)
-    if not fitted:
-        return []
-    pieces = [(piece, heading, sep) for piece, heading, sep, _ in fitted]
-    sizes = [size for *_, size in fitted]  # each text counted once
-    chunks: list[str] = []
-    current: list[tuple[str, int, str]] = []
-    used = 0
-    fresh = False  # does `current` hold anything not already emitted?
-    for (piece, heading, sep), size in zip(pieces, sizes):
-        if current and fresh and (used + size > max_tokens or heading):
-            chunks.append(_join(current))
-            current, used = _tail(current, overlap) if not heading else ([], 0)
-            fresh = False
-        if not fresh and used + size > max_tokens:
-            current, used = [], 0  # the overlap would push this chunk over budget: drop it
-        current.append((piece, size, sep))
-        used += size
-        fresh = True
-    if fresh:
-        chunks.append(_join(current))
-    return [Chunk(i, c) for i, c in enumerate(chunks)]
+    packer = _Packer(count, max_tokens, overlap)
+    for piece in fitted:
+        packer.add(piece)
+    return [Chunk(i, c) for i, c in enumerate(packer.finish())]
 
 
-def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int) -> list[tuple[str, bool, str, int]]:
-    """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
-    separator that joins it to the piece before and its token count."""
-    out: list[tuple[str, bool, str, int]] = []
+@dataclass
+class _Piece:
+    text: str
+    size: int
+    sep: str  # what joins it to the piece before it in the text
+    heading: bool = False  # it opens a heading section: a new chunk
+    lead: bool = False  # it introduces what follows (a heading, a header block): never a chunk's end
+    fresh: bool = True  # not already in an emitted chunk (False: the overlap repeated from one)
+
+
+class _Packer:
+    """Packs pieces into chunks: whole while they fit, a new chunk at a heading, `overlap` tokens
+    repeated; a lead (`_lead`) is followed in its chunk by the start of what it introduces (the
+    piece after it cut to fit, `_LEAD_ROOM` tokens at least, else the lead moves to the next chunk)."""
+
+    def __init__(self, count: TokenCounter, max_tokens: int, overlap: int) -> None:
+        self.count, self.max_tokens, self.overlap = count, max_tokens, overlap
+        self.chunks: list[str] = []
+        self.current: list[_Piece] = []
+
+    @property
+    def used(self) -> int:
+        return sum(p.size for p in self.current)
+
+    def add(self, piece: _Piece) -> None:
+        left: _Piece | None = piece
+        while left is not None:
+            left = self._place(left)
+
+    def _place(self, piece: _Piece) -> "_Piece | None":
+        """Put `piece` (or its first part) in the current chunk; what is left of it to place next."""
+        overflow = self.used + piece.size > self.max_tokens
+        if any(p.fresh for p in self.current) and (overflow or piece.heading):
+            leads = _trailing_leads(self.current)
+            content = any(p.fresh and not p.lead for p in self.current)
+            if leads and content and (piece.heading or self.max_tokens - self.used < _lead_room(self.max_tokens)):
+                self._emit(self.current[: len(self.current) - len(leads)], overlap=False)
+                self.current = leads  # the leads open the next chunk, with what they introduce
+                return piece
+            if leads and overflow:  # the start of what the leads introduce joins them
+                head, rest = self._cut(piece, self.max_tokens - self.used)
+                self.current += [head] if head else []
+                self._emit(self.current, overlap=not piece.heading)
+                return rest
+            if content:
+                self._emit(self.current, overlap=not piece.heading)
+        if not any(p.fresh for p in self.current) and self.used + piece.size > self.max_tokens:
+            self.current = []  # the overlap would push this chunk over budget: drop it
+        self.current.append(piece)
+        return None
+
+    def _emit(self, pieces: list[_Piece], overlap: bool = True) -> None:
+        """Close a chunk of `pieces`; the next one starts with their last `overlap` tokens, or
+        with nothing (at a heading, or before leads moved to it)."""
+        self.chunks.append(_join([(p.text, p.size, p.sep) for p in pieces]))
+        tail, _ = _tail([(p.text, p.size, p.sep) for p in pieces], self.overlap if overlap else 0)
+        self.current = [_Piece(text, size, sep, fresh=False) for text, size, sep in tail]
+
+    def _cut(self, piece: _Piece, room: int) -> tuple["_Piece | None", "_Piece | None"]:
+        """`piece` as its first words that fit in `room` tokens and the rest (None when empty)."""
+        spans = list(re.finditer(r"\S+", piece.text))
+        take = min(len(spans) - 1, int(len(spans) * room / max(piece.size, 1)))
+        while take > 0:
+            head = piece.text[: spans[take - 1].end()]
+            rest = piece.text[spans[take].start() :]
+            size, rest_size = self.count([head, rest])
+            if size <= room and rest_size <= self.max_tokens:
+                joiner = LINE if "\n" in piece.text[spans[take - 1].end() : spans[take].start()] else SPACE
+                return (
+                    _Piece(head, size, piece.sep, piece.heading, piece.lead),
+                    _Piece(rest, rest_size, joiner, lead=piece.lead),
+                )
+            take -= max(1, take // 8)
+        return None, piece
+
+    def finish(self) -> list[str]:
+        if any(p.fresh for p in self.current):
+            self.chunks.append(_join([(p.text, p.size, p.sep) for p in self.current]))
+        return self.chunks
+
+
+def _lead_room(max_tokens: int) -> int:
+    """The least room after a lead worth filling with the start of what it introduces."""
+    return max_tokens // 4
+
+
+def _trailing_leads(pieces: list[_Piece]) -> list[_Piece]:
+    """The fresh lead pieces at the end of `pieces`."""
+    n = len(pieces)
+    while n and pieces[n - 1].lead and pieces[n - 1].fresh:
+        n -= 1
+    return pieces[n:]
+
+
+def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int) -> list[_Piece]:
+    """Blocks as pieces no longer than `max_tokens`, with their token counts and the separators
+    that join them to the piece before, flagged when they open a heading section or are leads."""
+    out: list[_Piece] = []
     for (block, sep), size in zip(blocks, _counted(count, [b for b, _ in blocks])):
-        heading = bool(_HEADING.match(block))
+        heading, lead = bool(_HEADING.match(block)), _lead(block)
         if size <= max_tokens:
-            out.append((block, heading, sep, size))
+            out.append(_Piece(block, size, sep, heading, lead))
             continue
         parts = _split_long(block, count, max_tokens)
         out.extend(
-            (part, heading and i == 0, sep if i == 0 else joiner, part_size)
+            _Piece(part, part_size, sep if i == 0 else joiner, heading and i == 0, lead)
             for i, (part, part_size, joiner) in enumerate(parts)
         )
     return out
+
+
+# A header field: "From: ...", "Sent by: ...", "cc:" (a short label, a colon, white space or nothing)
+_FIELD = re.compile(r"^\*{0,2}[A-Za-z][A-Za-z-]*(?: [A-Za-z-]+){0,2}:\*{0,2}(?:\s|$)")
+
+
+def _lead(block: str) -> bool:
+    """Whether a block introduces what follows: a heading, or a header block (a mail's From:/To:/
+    Date: lines; a forwarded mail's, its banner or sender line above them): two fields at least,
+    every line a field but the first."""
+    if _HEADING.match(block):
+        return True
+    lines = [line.strip() for line in block.split("\n") if line.strip()]
+    fields = sum(1 for line in lines if _FIELD.match(line))
+    return fields >= 2 and all(_FIELD.match(line) for line in lines[1:])
 
 
 def _counted(count: TokenCounter, texts: list[str]) -> list[int]:

@@ -18,6 +18,7 @@ from inlet.connectors.base import LivePrefix
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
 from inlet.connectors.mail_text import MAX_HEADER_CHARS, header_text, new_content
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
+from inlet.index.chunking import chunk_text
 from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.workspace import DATA_DIR
 
@@ -424,7 +425,10 @@ def test_a_forward_with_a_note_keeps_the_forwarded_message(subject: str, note: s
     forwarded = FORWARDED + "\n\nOn Sun, 6 Dec 2026, Bob <bob@example.com> wrote:\n> Your order shipped."
     text = new_content(f"{note}\n\n{block}{forwarded}", subject)
     assert text.startswith("FYI, can you handle this one?\n") and "-- \nBob" not in text
-    assert text.endswith("\n\n## Forwarded message\n\n" + block.strip() + "\n\n" + forwarded)  # a passage apart
+    banners = {"---------- Forwarded message ---------": "-- Forwarded message --"}
+    banners["-----Original Message-----"] = "--Original Message--"  # a dash is a token: the rules made short
+    head = "\n".join(banners.get(line, line) for line in block.strip().split("\n"))
+    assert text.endswith("\n\n## Forwarded message\n\n" + head + "\n\n" + forwarded)  # a passage apart
 
 
 def test_an_outlook_reply_is_trimmed_where_its_forward_is_kept(tmp_path: Path) -> None:
@@ -435,6 +439,47 @@ def test_an_outlook_reply_is_trimmed_where_its_forward_is_kept(tmp_path: Path) -
     assert forward.text.endswith("Subject: Lease\n\nThe lease of Bernstrasse 12 ends in March.")
     reply, _ = read_raw(tmp_path, bytes(mail("RE: FW: Lease", body)))
     assert reply.text.endswith("Please review before Friday.")
+
+
+LOTUS_FORWARD = (  # Lotus Notes' forward with no note of its own (the Enron sample's allen-p/sent/2.)
+    "---------------------- Forwarded by Phillip K Allen/HOU/ECT on 12/13/2000 \n"
+    "11:28 AM ---------------------------\n"
+    "From: Sarah Novosel@ENRON on 12/13/2000 10:17 AM CST\n"
+    "To: James D Steffes/NA/Enron@Enron, Joe Hartsoe/Corp/Enron@ENRON, Susan J \n"
+    "Mara/NA/Enron@ENRON, Jeff Dasovich/NA/Enron@Enron, Richard \n"
+    "Shapiro/NA/Enron@Enron, Steven J Kean/NA/Enron@Enron, Richard B \n"
+    "Sanders/HOU/ECT@ECT, Stephanie Miller/Corp/Enron@ENRON, Christi L \n"
+    "Nicolay/HOU/ECT@ECT, Mary Hain/HOU/ECT@ECT, pkaufma@enron.com, \n"
+    "pallen@enron.com\n"
+    "cc:  \n"
+    "Subject: Enron Response to San Diego Request for Gas Price Caps\n\n"
+    "Please review the attached draft Enron comments in response to the San Diego \n"
+    "request for natural gas price caps.  The comments reflect Becky Cantrell's \n"
+    "comments (which are reflected in red line).\n\nThanks\n\nSarah\n"
+)
+
+
+def test_a_forward_without_a_note_has_its_message_in_its_first_passage(tmp_path: Path, embedder: Any) -> None:
+    """The first passage of a forward with no note used to be the header block alone (the forward's
+    banner of dashes and its twelve wrapped recipients filled the next one): it won on the subject
+    and said nothing. The forward's header is short now, and the passage holds the message."""
+    doc, _ = read_raw(tmp_path, bytes(mail("Enron Response to San Diego Request for Gas Price Caps", LOTUS_FORWARD)))
+    assert "\n-- Forwarded by Phillip K Allen/HOU/ECT on 12/13/2000 11:28 AM --\nFrom: Sarah" in doc.text
+    to = "To: James D Steffes/NA/Enron@Enron, Joe Hartsoe/Corp/Enron@ENRON, Susan J Mara/NA/Enron@ENRON and 9 more"
+    assert f"\n{to}\ncc:\nSubject: Enron Response" in doc.text
+    first = chunk_text(doc.text, embedder.count_tokens)[0].text
+    assert first.startswith("From: Ann <ann@example.com>\nTo: bob@example.com\nDate: 2024-06-03 10:00 UTC\n\n--")
+    assert "Please review the attached draft Enron comments" in first
+
+
+def test_a_forwarded_header_names_its_first_recipients_only_in_a_header_block() -> None:
+    body = "FYI\n\n-----Original Message-----\nFrom: Carla\nSent: Monday\nTo: a@x.com; b@x.com;\n"
+    body += "c@x.com; d@x.com\nSubject: Rota\n\nTo: the whole team, Ann, Bob, Dana and Eve.\nShifts start at 6."
+    text = new_content(body, "FW: Rota")
+    assert text.endswith(
+        "## Forwarded message\n\n--Original Message--\nFrom: Carla\nSent: Monday\nTo: a@x.com, b@x.com, c@x.com"
+        " and 1 more\nSubject: Rota\n\nTo: the whole team, Ann, Bob, Dana and Eve.\nShifts start at 6."
+    )
 
 
 def read_raw(tmp_path: Path, raw: bytes, **kw: Any) -> tuple[Document, list[Skipped]]:

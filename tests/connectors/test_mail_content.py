@@ -282,3 +282,56 @@ def _state(conn: MailArchiveConnector, checkpoint: dict[str, Any] | None) -> dic
     items = list(conn.load(checkpoint))
     assert isinstance(items[-1], Checkpoint)
     return items[-1].state
+
+
+NOTICE = (
+    "This message is for the designated recipient only and may contain\nprivileged, proprietary, or otherwise "
+    "private information.  If you have\nreceived it in error, please notify the sender immediately and delete the\n"
+    "original.  Any other use of the email by you is prohibited."
+)
+CARD = "Direct Dial: +1 713 837 1749\nVPN & Octel: 83 / 71749\nFax: +1 713 257 7211\nemail: monica.l.brown@example.com"
+
+
+def test_a_signature_card_and_a_legal_notice_are_trimmed_in_the_sender_s_text(tmp_path: Path) -> None:
+    """A signature's phone lines with no "-- " line above them and a gateway's notice were
+    indexed, and won as the best passage for any question with "VPN" or "private" in it."""
+    body = (
+        "Hi Phillip,\n\nThis is to confirm our meeting on Tuesday in EB 3267.\n\nThanks,\nMonica L. Brown\n"
+        f"Accenture\nHouston - 2929 Allen Parkway\n{CARD}\n\n\n\n{NOTICE}\n"
+    )
+    doc, _ = read(tmp_path, f"{HEAD}Subject: Confirmation\r\n\r\n{body}")
+    card = "Thanks,\nMonica L. Brown\nAccenture\nHouston - 2929 Allen Parkway"  # who and for whom: kept
+    assert doc.text.endswith("This is to confirm our meeting on Tuesday in EB 3267.\n\n" + card)
+
+
+def test_signatures_and_notices_are_trimmed_in_every_forwarded_message_too(tmp_path: Path) -> None:
+    forwarded = (
+        "---------------------- Forwarded by Kirk McDaniel/HOU/EES on 11/27/2001 10:04 AM ---------------------------"
+        "\n\nsheri@example.com on 11/27/2001 09:09:46 AM\nTo:\tkirk@example.com\nSubject:\tRE: Video\n\n"
+        "Kirk -\n\nThe shoot is on the 6th and 7th of December.\n\nSheri A. Righi\nAccenture\n"
+        "Direct Dial: 860 756 2245\ne-mail: sheri@example.com\n\n\n"
+        "-----Original Message-----\nFrom: steve@example.com\nSent: Monday\nTo: sheri@example.com\n"
+        "Subject: Video\n\nThe studio is booked.\n-- \nSteve Johnson | Cramer | +1 781 000 0000\n\n"
+        "Studio hours on the website.\n\n"
+        "----- Forwarded by Sheri A. Righi on 11/21/2001 01:30 PM -----\n\nThese are the script changes.\n\n"
+        f"Laura de la Torre\nAccenture\nResources\nHouston, Texas\nDirect Dial  713.837.2133\nOctel  83 / 72133\n\n"
+        f"\n\n{NOTICE}\n\n\n\n{NOTICE}\n"
+    )
+    doc, _ = read(tmp_path, f"{HEAD}Subject: FW: Video\r\n\r\nTeam, FYI.\n\nKirk\n{forwarded}")
+    text = doc.text
+    assert "The shoot is on the 6th and 7th of December.\n\nSheri A. Righi\nAccenture\n\n--Original Message--" in text
+    assert "Subject: Video\n\nThe studio is booked.\n\n-- Forwarded by Sheri A. Righi" in text  # to the next message
+    assert text.endswith("These are the script changes.\n\nLaura de la Torre\nAccenture\nResources\nHouston, Texas")
+    for gone in ("Direct Dial", "Octel", "e-mail:", "781", "Studio hours", "designated recipient"):
+        assert gone not in text
+
+
+def test_text_that_only_resembles_boilerplate_is_kept() -> None:
+    """A sentence about confidentiality is no notice, and a phone number in a paragraph of prose
+    or under a line that is no one's name is no signature."""
+    body = (
+        "Please keep the merger confidential; unauthorised copies are prohibited.\n\n"
+        "Call the helpdesk at the new number\nPhone: 713 853 1234\n\nBob Smith\nPlease book the room.\n"
+        "Phone: 713 853 9999"
+    )
+    assert mail_text.new_content(body) == body

@@ -140,3 +140,38 @@ def test_an_english_sentence_split_by_words_is_cut_again_where_a_piece_is_over_t
     chunks = chunk_text(text, count, max_tokens=40, overlap=0)
     assert all(count([c.text])[0] <= 40 for c in chunks)
     assert " ".join(c.text for c in chunks).split() == text.split()
+
+
+HEADER = "From: ann@example.com\nTo: bob@example.com\nDate: 2026-12-07 09:00 UTC"
+
+
+def test_a_header_block_is_never_a_chunk_of_its_own() -> None:
+    """A mail's header block, with a first paragraph that does not fit beside it, used to be a
+    passage alone: it won on the title (every chunk is embedded with it) and said nothing. It is
+    followed in its chunk by the start of the paragraph, cut at a word."""
+    body = words(55, "body")  # 72 tokens: with the header's 10, over the budget
+    chunks = chunk_text(f"{HEADER}\n\n{body}", approx_tokens, max_tokens=60, overlap=8)
+    assert chunks[0].text.startswith(HEADER + "\n\nbody0 body1 ")
+    assert all(approx_tokens([c.text])[0] <= 60 for c in chunks)
+    assert "body54" in chunks[-1].text and all("body" in c.text for c in chunks)
+
+
+def test_a_heading_is_never_a_chunk_of_its_own() -> None:
+    chunks = chunk_text("# Alpha\n\n" + words(55, "alpha"), approx_tokens, max_tokens=60, overlap=8)
+    assert chunks[0].text.startswith("# Alpha\n\nalpha0 alpha1 ")
+    assert all(approx_tokens([c.text])[0] <= 60 for c in chunks)
+
+
+def test_a_header_block_left_at_a_chunks_end_opens_the_next_one() -> None:
+    """A forwarded mail's header block after the note: with no room left for what it introduces,
+    it moves to the next chunk, whole, before that message (no overlap between)."""
+    note, forwarded = words(40, "note"), words(30, "fwd")
+    head = "-- Forwarded by Ann on 12/13/2000 --\nFrom: Carla\nTo: Bob\nSubject: Refund"
+    chunks = chunk_text(f"{note}\n\n{head}\n\n{forwarded}", approx_tokens, max_tokens=70, overlap=8)
+    assert [c.text for c in chunks] == [note, f"{head}\n\n{forwarded}"]
+
+
+def test_text_that_merely_has_colons_is_no_header_block() -> None:
+    text = "Agenda: budget\nWe will go through the numbers line by line.\n\n" + words(55, "body")
+    chunks = chunk_text(text, approx_tokens, max_tokens=60, overlap=0)
+    assert chunks[0].text == "Agenda: budget\nWe will go through the numbers line by line."
