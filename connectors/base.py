@@ -575,6 +575,20 @@ class Connector(ABC, Generic[ConfigT]):
         """
         return self.load(checkpoint)
 
+    def recheck(self, checkpoint: dict[str, Any] | None, ids: list[str]) -> Iterator[Item]:
+        """The documents of `ids`, indexed before a full pass that has just listed the source to
+        its end (`checkpoint`: its last) without meeting them, read again where the source still
+        has them: as `load` yields them (a `Document`, a `Skipped`, a `Deletion`; a `Checkpoint`
+        when its state changed). The pass's prune then deletes every one not yielded as a
+        `Document` or an unreadable `Skipped`. Optional: by default nothing is yielded, right
+        for a listing that cannot pass over an item; one paged by position (an offset behind its
+        page token) passes over as many as were deleted before the position mid-pass, so a
+        connector listing so asks the service about each one (Drive: `files.get`). A prune, and
+        the reconciling after a resumed run, ask it too about what `live_ids` did not name: there
+        what it yields is not applied, an id yielded as a `Document`, an `AclUpdate` or an
+        unreadable `Skipped` is only kept (the change feed still follows it)."""
+        return iter(())
+
     def live_ids(self) -> Iterable[str]:
         """Every document id that still exists, for reconciliation (prune); a `LivePrefix` among them
         vouches for every id it starts. Optional."""

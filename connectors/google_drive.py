@@ -14,9 +14,12 @@ is a move, not a deletion. A refused page token (expired, invalidated: 400 about
 410) falls back to a full re-crawl that reconciles against the ids known before it (checkpoint key
 `prev`), once a run: the re-crawl's fresh token refused too, or any other 400 (a parameter refused),
 fails the run with Drive's answer rather than re-crawl for ever; a files.list page token refused
-restarts the listing once a run the same way. A shared drive's own log answering 404 (the drive
-deleted before the user's log says so) drops that drive, its documents deleted as a left drive's,
-and the other logs go on.
+restarts the listing once a run the same way. A crawl deletes nothing it did not list without
+asking Drive first (`_confirm`: `files.get` per file, read again when still there): the page token
+is a position in the listing, and files deleted before it mid-crawl move later files past the next
+page's start; so are the documents a full pass's prune would delete (`recheck`). A shared
+drive's own log answering 404 (the drive deleted before the user's log says so) drops that drive,
+its documents deleted as a left drive's, and the other logs go on.
 
 A shared drive's members are in every one of its files' ACLs (`permissions.list` shows them as
 inherited permissions), yet Drive logs no change to the files when they change. So each sync reads
@@ -104,6 +107,7 @@ no count at all, so an incremental sync reports no total rather than a guessed o
 from __future__ import annotations
 
 import builtins
+import contextlib
 import contextvars
 import logging
 import threading
@@ -321,11 +325,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if st is None:
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
-        self._outage, self._refused, self._told = Outage(self.name), set(), set()
-        self._reader, self._reader_lock = None, threading.Lock()
-        self._fresh_groups()  # memberships are read again by every run
-        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
-            self._pool = pool
+        with self._running():
             crawled = st.phase == "crawl"
             if not crawled:
                 self._read_folder_sharing(st)
@@ -335,6 +335,60 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield from self._misplaced_roots(st)
                 yield from self._scope_skips(st)
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
+
+    def recheck(self, checkpoint: dict[str, Any] | None, ids: list[str]) -> Iterator[Item]:
+        """The documents a crawl just ended without listing, asked about one by one (`_confirm`)."""
+        st = _State.load(checkpoint, source=self.name)
+        if st is None or st.folders is None:
+            return
+        with self._running():
+            yield from self._confirm(sorted(i.split(":", 1)[1] for i in ids), st)
+        yield st.checkpoint()
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """A run's reads: its outage count, refusals, reader, group memberships and download pool."""
+        self._outage, self._refused, self._told = Outage(self.name), set(), set()
+        self._reader, self._reader_lock = None, threading.Lock()
+        self._fresh_groups()  # memberships are read again by every run
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
+            self._pool = pool
+            yield
+
+    def _confirm(self, natives: list[str], st: _State) -> Iterator[Item]:
+        """Files known before a crawl that it did not list, each asked about (`files.get`, on the
+        pool): a `Deletion` for one gone, trashed or of a shared drive not read; the others are
+        read as a crawl reads them (`_process`). Drive's page token of a listing is a position in
+        it: a file deleted before that position mid-crawl moves the files after it up, and the next
+        page starts past as many files as were deleted. Nothing is asked when nothing is unlisted."""
+        context = contextvars.copy_context()
+        found = self._pool.map(lambda n: context.copy().run(self._still_there, n), natives)
+        live = []
+        for native, f in zip(natives, found):
+            if isinstance(f, DriveApiError):  # not known to be gone: kept, and asked about again next pass
+                st.known.add(native)
+                reason = f"Drive did not say whether the file is still there: {f.reason or f.status}: {f.message}"
+                yield Skipped(id=self.doc_id(native), reason=reason)
+            elif f is None:
+                st.known.discard(native)
+                st.retries.forget(native)
+                yield Deletion(id=self.doc_id(native))
+            else:
+                live.append(f)
+        if live:
+            log.info("source %r: %d files the listing passed over are still there; reading them", self.name, len(live))
+            yield from self._process(live, st)
+
+    def _still_there(self, native: str) -> dict[str, Any] | DriveApiError | None:
+        """The file as a crawl lists it; None when gone, trashed or of a shared drive not read;
+        Drive's error when it answers neither."""
+        try:
+            f = self.client.get_file(native, FILE_FIELDS)
+        except DriveApiError as err:
+            return None if err.status == 404 else err
+        if f.get("trashed") or f.get("mimeType") == FOLDER or (f.get("driveId") and not self.config.shared_drives):
+            return None
+        return f
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
@@ -393,8 +447,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         listing was incomplete, nothing is, and what it did not list stays known."""
         unseen = (st.prev or set()) - st.known
         if not st.incomplete:
-            for native in sorted(unseen):
-                yield Deletion(id=self.doc_id(native))
+            yield from self._confirm(sorted(unseen), st)
             return
         log.warning(
             "source %r: Drive could not search every shared drive (incompleteSearch); %d documents it "

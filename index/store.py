@@ -476,10 +476,14 @@ class Index:
     def prune(
         self, source: str, keep_generation: int, fence: Fence | None = None, unlisted: tuple[str, ...] = ()
     ) -> int:
-        """Delete documents of `source` not seen since `keep_generation` began (a full pass), but
-        none whose id starts with one of `unlisted` (folders the pass could not list)."""
-        unseen = [d for d in self.catalog.unseen(source, keep_generation) if not d.startswith(unlisted)]
+        """Delete the `unseen` documents of `source` (a full pass's end)."""
+        unseen = self.unseen(source, keep_generation, unlisted)
         return self.apply([], unseen, fence=fence).deleted if unseen else 0
+
+    def unseen(self, source: str, keep_generation: int, unlisted: tuple[str, ...] = ()) -> list[str]:
+        """Documents of `source` not seen since `keep_generation` began (a full pass), but none
+        whose id starts with one of `unlisted` (folders the pass could not list)."""
+        return [d for d in self.catalog.unseen(source, keep_generation) if not d.startswith(unlisted)]
 
     def forget(self, source: str, fence: Fence | None = None) -> int:
         """Delete every document of `source` with its chunks, vectors, ACL and lexical rows (through

@@ -5,7 +5,10 @@ The engine knows no service. It batches what a connector yields, applies each ba
 checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
 the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
 no `--since`) stamps every document it sees with a generation number; when the
-pass completes, documents of the source it did not see are deleted. A completed pass records how
+pass completes, documents of the source it did not see are offered to the connector's `recheck`
+(a listing paged by position passes over items when ones before them are deleted mid-pass), what
+it yields applied as the pass's own items, and the rest are deleted; a prune by `live_ids` (and the
+reconciling after a resumed run) keeps what `recheck` finds still there too. A completed pass records how
 far back the source is searchable (`SourceState.covered`): "all" after a full pass, while a `--since`
 pass, which deletes nothing, only ever extends it back to its date. A backfill resumes an
 interrupted one only when that pass reads all it asks (a full pass, or a `--since` one from no
@@ -626,11 +629,22 @@ class Engine:
         window = self._recent_window(connector, source, since, scope)
         if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
             return
+        full = source.phase == "backfill" and source.since is None  # a full pass: its end prunes
         with self._pipeline(run, progress, stop) as pipeline:
+            skips = _Skips(self.state, run)
             last_checkpoint = self._feed(
-                connector, since, scope, source, run, progress, pipeline, stop, unlisted, _Skips(self.state, run)
+                connector, since, scope, source, run, progress, pipeline, stop, unlisted, skips
             )
             pipeline.drain()
+            ended = last_checkpoint is not _STOPPED and not pipeline.abandoned
+            unseen = self.index.unseen(source.name, source.generation, tuple(unlisted)) if full and ended else []
+            if unseen:
+                # before the prune, the connector reads again what its listing passed over (`Connector.recheck`)
+                source.checkpoint = last_checkpoint
+                last_checkpoint = self._feed(
+                    connector, None, None, source, run, progress, pipeline, stop, unlisted, skips, unseen
+                )
+                pipeline.drain()
         if last_checkpoint is _STOPPED or pipeline.abandoned:
             return
         source.checkpoint = last_checkpoint
@@ -730,7 +744,7 @@ class Engine:
         except IncompleteListingError as exc:  # what it could not list is not known to be gone
             log.warning("deletions not reconciled: %s", exc)
             return
-        gone = _gone(self.index.catalog.source_doc_ids(source.name), live)
+        gone = _unvouched(connector, source.checkpoint, _gone(self.index.catalog.source_doc_ids(source.name), live))
         if gone:
             with self._write_lock:
                 run.deleted += self.index.apply([], gone, fence=source.fence).deleted
@@ -747,8 +761,10 @@ class Engine:
         stop: "_Stop",
         unlisted: list[str],
         skips: _Skips | None,
+        recheck: list[str] | None = None,
     ) -> Any:
-        """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
+        """Hands the connector's items (`load`'s, or with `recheck` those of `Connector.recheck` of
+        these ids) to `pipeline` in batches, each checkpoint behind the batch it
         follows (saved, and skips counted in `skips`, unless `skips` is None: a recent pass, whose
         skips the full pass meets and counts again); returns the last checkpoint's state, or
         _STOPPED when `stop` ended the run early. The ids of folder skips (`Skipped.folder`) are
@@ -764,11 +780,12 @@ class Engine:
         saved: dict[str, Any] | None = None  # the last checkpoint queued (the budget may skip one)
         items: Iterator[Any] = iter(())
         try:
-            items = (
-                connector.load(source.checkpoint, since=since)
-                if scope is None or source.checkpoint is None
-                else connector.load_scope(source.checkpoint, scope)
-            )
+            if recheck is not None:
+                items = connector.recheck(source.checkpoint, recheck)
+            elif scope is None or source.checkpoint is None:
+                items = connector.load(source.checkpoint, since=since)
+            else:
+                items = connector.load_scope(source.checkpoint, scope)
             for item in items:
                 if (what := not_an_item(item)) is not None:  # before anything of the pass is pruned by it
                     raise ConnectorBugError(
@@ -929,6 +946,8 @@ class Engine:
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
                 live = _live_ids(connector.live_ids(), name)
+                gone = _gone(self.index.catalog.source_doc_ids(name), live)
+                gone = _unvouched(connector, self.state.source(name).checkpoint, gone)
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)  # a full pass reconciles too
         except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
@@ -943,7 +962,6 @@ class Engine:
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
-            gone = _gone(self.index.catalog.source_doc_ids(name), live)
             try:
                 with self._write_lock:
                     run.embedded += self.index.repair(name, fence).embedded_chunks
@@ -1009,3 +1027,18 @@ def _gone(ids: Iterable[str], live: set[str]) -> list[str]:
     """The indexed `ids` that `live` neither names nor vouches for with a `LivePrefix`."""
     prefixes = tuple(p for p in live if isinstance(p, LivePrefix))
     return [d for d in ids if d not in live and not d.startswith(prefixes)]
+
+
+def _unvouched(connector: Connector, checkpoint: dict[str, Any] | None, gone: list[str]) -> list[str]:
+    """The documents of `gone` (a listing did not name them) that the connector's `recheck` does
+    not find still there: a listing paged by position passes over items when ones before them
+    are deleted while it runs. What `recheck` reads is not applied here: the source's change feed
+    (its checkpoint) still follows those documents."""
+    if not gone:
+        return gone
+    there = {
+        item.id
+        for item in connector.recheck(checkpoint, gone)
+        if isinstance(item, (Document, AclUpdate)) or isinstance(item, Skipped) and item.failed
+    }
+    return [d for d in gone if d not in there]

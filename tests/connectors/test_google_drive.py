@@ -1306,3 +1306,82 @@ def test_a_folder_or_shared_drive_is_named_only_to_readers_who_may_open_it(sb: S
         "desk.txt": "",
         "own.txt": "Layoffs 2027/Bob's corner",
     }
+
+
+# --- deletions while a listing is under way ------------------------------------------------------
+class MidCrawlEngine(Engine):
+    """The real engine; `at_page(listed)` runs as each files.list page's checkpoint of a crawl passes
+    by (`listed`: the files the pages so far held), before the connector asks for the next page."""
+
+    at_page: Any = staticmethod(lambda listed: None)
+
+    def connector(self, name: str, env: Any = None) -> Any:
+        conn = super().connector(name, env)
+        load = conn.load
+
+        def watched(checkpoint: dict[str, Any] | None, *, since: Any = None) -> Iterator[Item]:
+            for item in load(checkpoint, since=since):
+                yield item
+                if isinstance(item, Checkpoint) and item.state["phase"] == "crawl" and item.state["page_token"]:
+                    self.at_page(item.state["listed"])
+
+        conn.load = watched
+        return conn
+
+
+def listing_order(sb: Sandbox) -> list[ds.DriveFile]:
+    """The files a crawl lists, in its order (the sandbox's)."""
+    return [f for f in sb.ws.drive.files.values() if f.mime_type != ds.FOLDER and not f.trashed]
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["uninterrupted", "stopped-and-resumed"])
+def test_files_deleted_during_a_re_crawl_take_no_unchanged_file_out_of_the_index(
+    sb: Sandbox, tmp_path: Path, text_hash_embedder: Any, stopped: bool
+) -> None:
+    """Finding 35c-1: two files of the first page deleted once it is read move every later file up
+    two places in the listing, so the next page token (an offset) passes over two unchanged files;
+    the pass must not take them for deleted (its prune asks Drive about what it did not list)."""
+    with indexed(sb, tmp_path, text_hash_embedder, page_size=3) as ix:
+        ix.run("backfill")
+        before = set(ix.index.catalog.source_doc_ids("team-drive"))
+        doomed = [f.id for f in listing_order(sb)[:2]]
+        assert {f"team-drive:{d}" for d in doomed} <= before
+        engine = MidCrawlEngine(ix.settings, ix.index, ix.state)
+
+        def delete_once(listed: int) -> None:
+            if listed == 3 and doomed[0] in sb.ws.drive.files:
+                for native in doomed:
+                    ds.delete(sb.ws, native)
+                if stopped:
+                    engine.stop.set()  # the run ends at its next checkpoint, one more page on
+
+        engine.at_page = delete_once
+        result = engine.run("team-drive", "backfill")
+        if stopped:
+            assert result.outcome == "interrupted"
+            result = MidCrawlEngine(ix.settings, ix.index, ix.state).run("team-drive", "backfill")
+        assert result.outcome == "ok", result.error
+        assert result.deleted == 2
+        after = set(ix.index.catalog.source_doc_ids("team-drive"))
+        assert after == before - {f"team-drive:{d}" for d in doomed}
+        known = ix.state.source("team-drive").checkpoint["known"]  # the files passed over are tracked too
+        assert {f"team-drive:{n}" for n in known} == after
+
+
+def test_files_deleted_during_a_reconciling_re_crawl_delete_no_unchanged_file(sb: Sandbox) -> None:
+    """A refused change token's re-crawl deletes what was known before it and is not listed now:
+    only what Drive confirms gone, not the files the deletions moved past its next page token."""
+    ws, c = sb.ws, connector(sb, page_size=3)
+    _, state = run(c.load(None))
+    doomed = [f.id for f in listing_order(sb)[:2]]
+    ds.edit(ws, file_named(sb, "runbook.txt").id, content="edited: the saved change token is older")
+    ds.expire_page_tokens(ws)  # the saved change token is refused: a re-crawl reconciling with `prev`
+    items = []
+    for item in c.load(state):
+        items.append(item)
+        if isinstance(item, Checkpoint) and item.state["page_token"] and item.state["listed"] == 3:
+            if doomed[0] in ws.drive.files:
+                for native in doomed:
+                    ds.delete(ws, native)
+    deleted = {i.id for i in items if isinstance(i, Deletion)}
+    assert deleted == {f"team-drive:{d}" for d in doomed}

@@ -1139,3 +1139,42 @@ def test_a_prune_whose_deletions_cannot_reach_the_chroma_server_is_recorded_fail
     finally:
         index.close()
         state.close()
+
+
+class Rechecking(Listing):
+    """A scripted source whose listing passes over documents that `recheck` finds still there
+    (the ids in `there`, yielded again as documents)."""
+
+    there: set = set()
+    asked: list = []
+
+    def recheck(self, checkpoint, ids):
+        Rechecking.asked.append(sorted(ids))
+        for doc_id in ids:
+            if doc_id in Rechecking.there:
+                yield doc(int(doc_id.split(":")[1]))(self)
+        yield Checkpoint(state={"rechecked": len(ids)})
+
+
+class RecheckingEngine(Engine):
+    def connector(self, name: str, env: object = None) -> Connector:
+        return Rechecking(self.settings.source(name))
+
+
+def test_a_full_pass_and_a_prune_delete_only_what_the_connectors_recheck_does_not_find(engine):
+    """A listing paged by position passes over items when ones before them are deleted mid-pass:
+    before deleting what a full pass or a prune's `live_ids` did not meet, the engine asks the
+    connector's `recheck`; what it yields as a document stays (a full pass applies it, its checkpoint
+    saved), the rest goes. Nothing is asked when the listing met every indexed document."""
+    engine = RecheckingEngine(engine.settings, engine.index, engine.state)
+    Rechecking.asked, Rechecking.there = [], {"one:2"}
+    Script.plan = [[doc(1), doc(2), doc(3), doc(4), Checkpoint(state={"n": 1})]]
+    assert engine.run("one", "backfill").outcome == "ok" and Rechecking.asked == []
+    Script.plan = [[doc(1), doc(4), Checkpoint(state={"n": 2})]]  # 2 and 3 passed over; 3 is gone
+    result = engine.run("one", "backfill")
+    assert (result.outcome, result.deleted) == ("ok", 1) and Rechecking.asked == [["one:2", "one:3"]]
+    assert indexed(engine) == ["one:1", "one:2", "one:4"]
+    assert engine.state.source("one").checkpoint == {"rechecked": 2}
+    Listing.live, Rechecking.there = ["one:1"], {"one:4"}  # the prune's listing passes over 2 and 4
+    assert engine.prune("one").deleted == 1
+    assert Rechecking.asked[-1] == ["one:2", "one:4"] and indexed(engine) == ["one:1", "one:4"]
