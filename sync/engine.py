@@ -14,17 +14,20 @@ run's result names the `--since` date of the pass it read. A skip deletes nothin
 itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
 item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
-source's documents only: an item whose id is not `source:...` (or a document naming another
-source) is a connector bug, never applied, and counted as a failed skip naming it; a checkpoint
-the engine saves that is not JSON is one too, and fails the run there, naming where in its state
-(the last good checkpoint stays saved). So is, failing the run before any prune, anything yielded
-that is not an inlet item (a generator where `yield from` was meant, a method not called, a dict
-for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
-it deletes nothing). A run starts with the connector's `check_local()`: its `ConfigError` (the
-folder vanished since the command's preflight) or a bug in it (any other exception, which preflight
-leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its
-source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries
-the lease's fence: a run whose lease was taken over can commit nothing more.
+source's documents only: an item whose id is not `source:...` (or a document naming another source)
+is a connector bug, never applied, and counted as a failed skip naming it. A document the index
+cannot prepare (an exception while it is cleaned, hashed or chunked: `Index.prepare`) is that
+item's failed skip too, naming it and the error, its earlier version kept; the rest of its batch is
+indexed. A checkpoint the engine saves that is not JSON is a connector bug too, and fails the run
+there, naming where in its state (the last good checkpoint stays saved). So is, failing the run
+before any prune, anything yielded that is not an inlet item (a generator where `yield from` was
+meant, a method not called, a dict for a `Checkpoint`), and a `live_ids()` listing ids not of the
+source (a prune or reconciliation by it deletes nothing). A run starts with the connector's
+`check_local()`: its `ConfigError` (the folder vanished since the command's preflight) or a bug in
+it (any other exception, which preflight leaves to the run) fails this source's run alone, recorded
+and logged as `load`'s. A run holds its source's lease (`leases.py`) throughout, and every commit
+it makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
+commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -799,7 +802,7 @@ class Engine:
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):
-                    self._flush(batch, source, pipeline)
+                    self._flush(batch, source, pipeline, skips)
                     batch = _Batch()
                     if checkpoints.offer(item.state, pipeline, now=stop.is_set()):  # not JSON: raises
                         saved = item.state
@@ -807,7 +810,7 @@ class Engine:
                     if stop.is_set():
                         return _STOPPED
                 if batch.full():
-                    self._flush(batch, source, pipeline)
+                    self._flush(batch, source, pipeline, skips)
                     batch = _Batch()
                 progress.tick()
         except Exception:  # the source failed: save its last checkpoint, after what came before it
@@ -823,12 +826,19 @@ class Engine:
                 close()
         if last_checkpoint is not None and last_checkpoint is not saved:  # the budget skipped it: saved below
             checkpoints.stored(last_checkpoint)
-        self._flush(batch, source, pipeline)
+        self._flush(batch, source, pipeline, skips)
         return last_checkpoint
 
-    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
-        if batch.docs or batch.deletions or batch.kept:
-            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence, batch.kept)
+    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline, skips: _Skips | None) -> None:
+        """Hand `batch` to `pipeline`; a document the index could not prepare is that item's failed
+        skip, counted in `skips` (unless None: a recent pass, whose items the full pass reads again)."""
+        if not (batch.docs or batch.deletions or batch.kept):
+            return
+        prepared = pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence, batch.kept)
+        if prepared is None or skips is None:
+            return
+        for bad in prepared.unprepared:
+            skips.add(Skipped(id=bad.doc_id, reason=bad.reason, title=bad.title or None))
 
     def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
         """A batch is in the index: count it (in the writing thread)."""
