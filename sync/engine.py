@@ -27,7 +27,9 @@ source (a prune or reconciliation by it deletes nothing). A run starts with the 
 it (any other exception, which preflight leaves to the run) fails this source's run alone, recorded
 and logged as `load`'s. A run holds its source's lease (`leases.py`) throughout, and every commit
 it makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
-commit nothing more.
+commit nothing more. What a run records and returns (its error, its skips' reasons and titles) is
+redacted as the log is (`inlet.logs.redact`): a connector's error quoting a secret it read shows
+`[redacted]` wherever it is shown.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -101,6 +103,7 @@ from inlet.errors import (
     SourceBusyError,
 )
 from inlet.index.disk import storage_error
+from inlet.logs import redact
 from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
@@ -161,6 +164,9 @@ class RunResult:
     # the `--since` date (ISO) of the backfill pass the run read: only items modified since then;
     # None: the full history, or a sync
     since: str | None = None
+
+    def __post_init__(self) -> None:
+        self.error = redact(self.error) if self.error is not None else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -349,7 +355,8 @@ class _Skips:
         if run.id is not None and self.recorded < SKIPS_KEPT:
             self.recorded += 1
             row = self.recorded
-            self.state.add_skip(run.id, row, item.id, item.title, item.reason, item.failed)
+            title = redact(item.title) if item.title is not None else None  # as the log line shows them
+            self.state.add_skip(run.id, row, item.id, title, redact(item.reason), item.failed)
         if item.failed and not item.folder:
             self.failed.setdefault(item.id, []).append(row)
 
@@ -859,6 +866,7 @@ class Engine:
         retry_after: float | None = None,
         since: str | None = None,
     ) -> RunResult:
+        error = redact(error) if error is not None else None  # recorded and shown as the log shows it
         run.outcome = outcome
         run.error = error
         run.retry_at = time.time() + retry_after if retry_after is not None else None
