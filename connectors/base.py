@@ -67,12 +67,20 @@ def unset_env(key: str, var: str | None, env: Mapping[str, str] | None = None) -
     )
 
 
+MAX_DURATION = 36500 * 86400.0  # 100 years: no schedule or window is longer, and a date past it may not exist
+
+
 def parse_duration(value: str) -> float:
-    """'90s', '15m', '1h', '2d' -> seconds."""
+    """'90s', '15m', '1h', '2d' -> seconds; ValueError for anything else, or for more than
+    `MAX_DURATION` (a time that far ahead overflows a date: `every = "3000000d"` would stop the
+    daemon), so every duration key is refused when the config is read."""
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"{value!r} is not a duration like '30s', '15m', '1h' or '2d'")
-    return float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if not seconds <= MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than '36500d' (100 years), the longest duration accepted")
+    return seconds
 
 
 def recent_window(value: str) -> float:
