@@ -101,6 +101,20 @@ def folder_problem(source: str, path: Path) -> str:
     return f"source {source!r}: key 'path': {path} {what}"
 
 
+def loop_free(path: Path) -> Path:
+    """`path` resolved (absolute, its symbolic links followed); ValueError naming it when its links
+    form a loop (`lp1` -> `lp2` -> `lp1`), which pathlib raises as a bare RuntimeError (Python 3.11)
+    or an OSError (ELOOP). The one check of a configured or given path that inlet resolves."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    raise ValueError(f"{path} is a loop of symbolic links (each one leads to another, none to a file or folder)")
+
+
 def not_a_folder(path: Path) -> str | None:
     """Why no folder can be at `path`, or None: `path`, or the nearest of its parents that exists,
     is a file. For a folder inlet creates when missing (`[index] path`), checked with the config

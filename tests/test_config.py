@@ -785,3 +785,31 @@ def test_a_duration_longer_than_a_hundred_years_is_a_config_error_naming_the_key
     )
     every = write(tmp_path, f'{source}every = "36500d"\n')  # the longest is taken
     assert load_config(every).source("kb").every == "36500d"
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [("[index]", "path"), ("[index]", "abs"), ("[server]", "audit_log"), ("[server.oauth]", "ca_bundle")],
+)
+def test_a_configured_path_that_is_a_loop_of_symbolic_links_is_a_config_error_naming_the_key(
+    tmp_path: Path, section: str, key: str
+) -> None:
+    """probe35b F5: `[index] path` or `[server] audit_log` naming `lp1` (lp1 -> lp2 -> lp1) ended
+    every command in a `RuntimeError: Symlink loop` traceback, exit 1. One line naming the key and
+    the path, exit 2."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "lp1").symlink_to(tmp_path / "lp2")
+    (tmp_path / "lp2").symlink_to(tmp_path / "lp1")
+    value = str(tmp_path / "lp1") if key == "abs" else "lp1"
+    oauth = '[server.oauth]\nissuer = "https://id.example.com/"\naudience = "inlet"\n'
+    head = {
+        "[index]": f'[index]\npath = "{value}"\n',
+        "[server]": f'[server]\naudit_log = "{value}"\n',
+        "[server.oauth]": f'{oauth}ca_bundle = "{value}"\n',
+    }[section]
+    config = write(tmp_path, f'{head}\n[[sources]]\nname = "kb"\ntype = "files"\npath = "docs"\n')
+    shown = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    name = "path" if key == "abs" else key
+    expected = f"{section} key '{name}': {tmp_path / 'lp1'} is a loop of symbolic links"
+    assert shown.exit_code == 2 and expected in shown.output, shown.output
+    assert "Traceback" not in shown.output and "does not exist" not in shown.output
