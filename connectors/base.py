@@ -67,12 +67,20 @@ def unset_env(key: str, var: str | None, env: Mapping[str, str] | None = None) -
     )
 
 
+MAX_DURATION = 36500 * 86400.0  # 100 years: no schedule or window is longer, and a date past it may not exist
+
+
 def parse_duration(value: str) -> float:
-    """'90s', '15m', '1h', '2d' -> seconds."""
+    """'90s', '15m', '1h', '2d' -> seconds; ValueError for anything else, or for more than
+    `MAX_DURATION` (a time that far ahead overflows a date: `every = "3000000d"` would stop the
+    daemon), so every duration key is refused when the config is read."""
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"{value!r} is not a duration like '30s', '15m', '1h' or '2d'")
-    return float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if not seconds <= MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than '36500d' (100 years), the longest duration accepted")
+    return seconds
 
 
 def recent_window(value: str) -> float:
@@ -91,6 +99,20 @@ def folder_problem(source: str, path: Path) -> str:
     """The message for a source whose `path` key does not name a folder (missing, or a file)."""
     what = "is a file, not a folder" if path.exists() else "does not exist (or cannot be read)"
     return f"source {source!r}: key 'path': {path} {what}"
+
+
+def loop_free(path: Path) -> Path:
+    """`path` resolved (absolute, its symbolic links followed); ValueError naming it when its links
+    form a loop (`lp1` -> `lp2` -> `lp1`), which pathlib raises as a bare RuntimeError (Python 3.11)
+    or an OSError (ELOOP). The one check of a configured or given path that inlet resolves."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    raise ValueError(f"{path} is a loop of symbolic links (each one leads to another, none to a file or folder)")
 
 
 def not_a_folder(path: Path) -> str | None:

@@ -1,7 +1,11 @@
 """The document model every service meets at (docs/reference/api.md shows it as the API returns it).
 
 Connectors build these, the sync engine indexes them, the server returns them. Nothing here knows
-about any service.
+about any service. Every string an item carries (but a checkpoint's opaque state) is well-formed
+Unicode: a lone UTF-16 surrogate, which JSON allows (`"\\ud83d"`, what a bot written in JavaScript
+posts when it cuts a string between the two halves of an emoji) and no UTF-8 encoder, tokenizer or
+database takes, is replaced by U+FFFD as the item is built (`well_formed`), whichever connector
+built it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,37 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MetadataValue = Union[str, int, float, bool, list[str]]
+REPLACEMENT = "\ufffd"  # what stands for a character that cannot be read (U+FFFD)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a Python str, every one is lone: a pair decodes to one character
 
 
-class ACL(BaseModel):
+def well_formed(value: Any) -> Any:
+    """`value` (a string, or a dict, list or tuple of them, nested) with every lone UTF-16
+    surrogate replaced by U+FFFD (`REPLACEMENT`); anything else as it is."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(REPLACEMENT, value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {well_formed(k): well_formed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [well_formed(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(well_formed(v) for v in value)
+    return value
+
+
+class _WellFormed(BaseModel):
+    """An item whose strings are made `well_formed` as it is built (by keywords or `model_validate`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _well_formed(cls, data: Any) -> Any:
+        return well_formed(data) if isinstance(data, dict) else data
+
+
+class ACL(_WellFormed):
     """Who may see a document. Empty `users` and `domains` with `public=False` means admins only."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -123,7 +152,7 @@ def iso_time(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
-class Document(BaseModel):
+class Document(_WellFormed):
     """One retrievable unit: a Slack thread, a Drive file, an e-mail, a file on disk."""
 
     model_config = ConfigDict(extra="forbid")
@@ -206,7 +235,7 @@ class Document(BaseModel):
         )
 
 
-class Deletion(BaseModel):
+class Deletion(_WellFormed):
     """The document with this id is gone from the source."""
 
     model_config = ConfigDict(frozen=True)
@@ -242,7 +271,7 @@ def not_json(value: Any, path: str = "state", *, exact: bool = True) -> str | No
     return f"{path} is a {type(value).__name__} ({value!r:.80})"
 
 
-class Skipped(BaseModel):
+class Skipped(_WellFormed):
     """One item not indexed, with its reason: logged, counted, listed in `inlet status`, and the run
     goes on. `failed=True` (could not be read) makes the run `partial`; a skip by policy
     (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`. A failed skip
@@ -259,7 +288,7 @@ class Skipped(BaseModel):
     acl: ACL | None = None  # its current permissions, when the source could read them: a kept version takes them
 
 
-class AclUpdate(BaseModel):
+class AclUpdate(_WellFormed):
     """A document still at the source whose permissions changed while its content did not (a
     shared drive's members changed): the index re-writes its ACL and keeps its text and vectors,
     and the document counts as seen. An id the index does not hold is ignored. For a connector that
@@ -272,7 +301,7 @@ class AclUpdate(BaseModel):
     acl: ACL
 
 
-class Progress(BaseModel):
+class Progress(_WellFormed):
     """Optional: how far the pass is, in the connector's own unit (files, channels, messages).
 
     Yield `Progress(total=N, unit="files")` once N is known (a folder's file count, a listing) and

@@ -9,7 +9,10 @@ cut is said to be one, in the text and as a skip by policy. Links are the worksp
 as files.slack.com); a writer `users.json` lacks (a Slack Connect partner) is named by the profile
 their messages carry.
 
-A damaged day file (truncated JSON, not a list of messages, a ZIP member that does not unpack) is a
+A damaged day file (truncated JSON, not a list of messages, a ZIP member that does not unpack), or
+one holding messages that are not as Slack writes them (a value of another type where Slack writes a
+string, a timestamp, an object or a list of objects: `_unlike_slack`; those messages are left out,
+the rest of the day read), is a
 failed skip naming the file inside the export: the rest is indexed, the run is `partial`, the
 conversation's documents indexed before are kept (a folder skip: which threads the day held is
 unknown), its listing for deletions is incomplete, and the export is read again on every run until it
@@ -106,7 +109,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                     damaged = True
                     yield Skipped(
                         id=self.doc_id(f"{chan.id}:"),
-                        reason=f"{day} in the export cannot be read ({reason}); the rest of {chan.name} is "
+                        reason=f"{day} in the export {reason}; the rest of {chan.name} is "
                         "indexed and what was indexed of it before is kept",
                         title=f"{self.config.path.name}: {day}",
                         folder=True,
@@ -127,7 +130,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                 if export.damaged:  # the threads only it held would be taken for deleted
                     day, reason = export.damaged[0]
                     raise IncompleteListingError(
-                        f"source {self.name!r}: {day} in the export {self.config.path} cannot be read ({reason}), "
+                        f"source {self.name!r}: {day} in the export {self.config.path} {reason}, "
                         "so no deletion is decided"
                     )
             export.scope_skips(self)  # a listing of a typo's nothing must not prune the source empty
@@ -171,7 +174,8 @@ class _Export:
         self.names: list[str] = []  # the conversations' names, as `conversations` met them
         self.matched: set[str] = set()  # the `channels` globs that matched one
         self.directory = Directory()
-        self.damaged: list[tuple[str, str]] = []  # day files `threads` could not read: (name, why)
+        # day files `threads` could not read, or read leaving messages out: (name, what is wrong with it)
+        self.damaged: list[tuple[str, str]] = []
         self.previews: dict[str, list[str]] = {}  # thread -> files the export holds a cut preview of
         for user in self._json("users.json"):
             self.directory.add_user(user)
@@ -245,9 +249,13 @@ class _Export:
             try:
                 day_messages = _objects(self.zf, day)
             except _DAMAGED as exc:
-                self.damaged.append((day, _why(exc)))
+                self.damaged.append((day, f"cannot be read ({_why(exc)})"))
                 continue
+            left_out: list[str] = []  # why each message not as Slack writes it is left out
             for msg in day_messages:
+                if (why := _unlike_slack(msg)) is not None:
+                    left_out.append(why)
+                    continue
                 self._learn_writer(msg)
                 if msg.get("subtype") == "bot_add" and msg.get("bot_id"):  # names the integration
                     label = _LABEL.search(msg.get("text", ""))
@@ -255,6 +263,8 @@ class _Export:
                 if msg.get("subtype") in NOISE or "ts" not in msg:
                     continue
                 by_thread[msg.get("thread_ts") or msg["ts"]].append(msg)
+            if left_out:
+                self.damaged.append((day, _left_out(left_out)))
         for _, messages in sorted(by_thread.items(), key=lambda kv: float(kv[0])):
             messages.sort(key=lambda m: float(m["ts"]))
             if len(messages) == 1 and empty_huddle(messages[0]):  # a huddle nobody wrote in: no content
@@ -301,6 +311,77 @@ def _objects(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
         held = "a list of other values" if isinstance(value, list) else f"a JSON {kinds.get(type(value), 'null')}"
         raise ValueError(f"it holds {held} where a list of objects belongs")
     return value
+
+
+_TS = re.compile(r"\d{1,10}(?:\.\d{1,6})?")  # a Slack timestamp: seconds (before 2286), microseconds
+# What Slack writes in the fields a message is read by (a value absent or null is always taken):
+# "ts" a timestamp, `str` a string, a dict an object of such fields, a one-element list a list of them.
+_FILE = {"id": str, "name": str, "title": str, "mimetype": str}
+_MESSAGE: dict[str, Any] = {
+    "ts": "ts",
+    "thread_ts": "ts",
+    "text": str,
+    "user": str,
+    "username": str,
+    "bot_id": str,
+    "subtype": str,
+    "edited": {"ts": "ts", "user": str},
+    "bot_profile": {"name": str},
+    "comment": {"user": str},
+    "user_profile": {"name": str, "real_name": str, "display_name": str, "email": str},
+    "file": _FILE,
+    "files": [_FILE],
+    "attachments": [{"pretext": str, "title": str, "text": str, "fallback": str, "fields": [{}]}],
+}
+_KINDS = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def _unlike_slack(msg: dict[str, Any]) -> str | None:
+    """Why `msg`, a message of a day file, is not one as Slack writes it (`_MESSAGE`), naming its
+    ts and the field (`ts 1704300000.000300: its attachments[0] is a string ("x"), not an object`);
+    None when it is. A message without a ts is taken (and left out as no thread's) as before."""
+    if "ts" in msg and msg["ts"] is None:
+        return "its ts is null, not a Slack timestamp"
+    why = _unlike(msg, _MESSAGE, "")
+    if why is None:
+        return None
+    ts = msg.get("ts")
+    return f"ts {ts}: {why}" if isinstance(ts, str) and _TS.fullmatch(ts) else why
+
+
+def _unlike(value: Any, spec: Any, where: str) -> str | None:
+    """Where and how `value` (found at `where`) is not what `spec` says Slack writes; None if it is."""
+    if value is None:
+        return None
+    if spec == "ts":
+        return (
+            None
+            if isinstance(value, str) and _TS.fullmatch(value)
+            else f"its {where} is {_shown(value)}, not a Slack timestamp"
+        )
+    if spec is str:
+        return None if isinstance(value, str) else f"its {where} is {_shown(value)}, not a string"
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"its {where} is {_shown(value)}, not a list"
+        return next((why for n, v in enumerate(value) if (why := _unlike(v, spec[0], f"{where}[{n}]"))), None)
+    if not isinstance(value, dict):
+        return f"its {where or 'message'} is {_shown(value)}, not an object"
+    fields = ((key, f"{where}.{key}" if where else key) for key in spec)
+    return next((why for key, at in fields if (why := _unlike(value.get(key), spec[key], at))), None)
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as a reason shows it: its kind and (the start of) its text."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return f"{_KINDS.get(type(value), 'a value')} ({text if len(text) <= 40 else text[:39] + '…'})"
+
+
+def _left_out(whys: list[str]) -> str:
+    """What a day file holding messages not as Slack writes them (`whys`) is said to hold."""
+    if len(whys) == 1:
+        return f"holds a message not as Slack writes one, left out ({whys[0]})"
+    return f"holds {len(whys)} messages not as Slack writes them, left out (the first: {whys[0]})"
 
 
 def _why(exc: BaseException) -> str:

@@ -56,6 +56,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inlet.connectors.base import loop_free
 from inlet.errors import BackupError, ConfigError, InletError, StorageError
 from inlet.index import disk, vectors
 from inlet.storage.lock import lock_index
@@ -170,9 +171,17 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
     return report
 
 
+def _resolved(path: Path, what: str) -> Path:
+    """`path` resolved; a loop of symbolic links is a `ConfigError` naming `what` it is and the path."""
+    try:
+        return loop_free(path)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {exc}") from None
+
+
 def _outside(index: Path, dest: Path) -> None:
     """Refuse a destination inside the index folder (it would copy itself), or the folder or a parent of it."""
-    home, there = index.resolve(), dest.resolve()
+    home, there = index.resolve(), _resolved(dest, "backup destination")
     if there != home and there.is_relative_to(home):
         raise ConfigError(f"backup destination {dest} is inside the index folder {index}: give a folder outside it")
     if home.is_relative_to(there):
@@ -358,7 +367,7 @@ def _holds_index(folder: Path) -> bool:
 
 def _apart(src: Path, to: Path) -> None:
     """Refuse a restore into the backup, a folder inside it or one holding it: a backup is only read."""
-    backup, there = src.resolve(), to.resolve()
+    backup, there = _resolved(src, "backup"), _resolved(to, "restore destination")
     if there.is_relative_to(backup) or backup.is_relative_to(there):
         raise ConfigError(
             f"cannot restore to {to}: it is the backup {src}, inside it or holds it, and a backup is only "

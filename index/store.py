@@ -84,10 +84,25 @@ class Prepared:
     embeddings: Any = None
     keys: list[str] = field(default_factory=list)
     embedded: int = 0  # chunks run through the model (the rest reused a stored vector)
+    unprepared: list["Unprepared"] = field(default_factory=list)  # in `held` too: kept as they are
 
     @property
     def doc_ids(self) -> set[str]:
         return set(self.latest) | set(self.deleted) | set(self.held)
+
+
+@dataclass(frozen=True)
+class Unprepared:
+    """A document of a batch that could not be prepared (`Index.prepare`), and why: the caller
+    counts it as the item's failed skip."""
+
+    doc_id: str
+    title: str
+    error: Exception
+
+    @property
+    def reason(self) -> str:
+        return f"could not be indexed: {type(self.error).__name__}: {self.error}"
 
 
 def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
@@ -129,6 +144,24 @@ def _checked(count: TokenCounter, check: Callable[[], None] | None) -> TokenCoun
         return count(texts)
 
     return counted
+
+
+class _Check:
+    """`check` (when given), remembering whether it raised: a stop ends a preparation, it never
+    makes a document unprepared."""
+
+    def __init__(self, check: Callable[[], None] | None) -> None:
+        self.check = check
+        self.raised = False
+
+    def __call__(self) -> None:
+        if self.check is None:
+            return
+        try:
+            self.check()
+        except BaseException:
+            self.raised = True
+            raise
 
 
 class Index:
@@ -248,6 +281,8 @@ class Index:
         in each (`inlet.sync.pipeline`), as long as a batch is prepared only after every earlier
         batch touching the same documents is written."""
         batch = self.prepare(docs, deletions, generation, fence)
+        if batch.unprepared:  # no caller here to list it as a skip
+            raise batch.unprepared[0].error
         self.embed(batch, on_embedded)
         return self.write(batch)
 
@@ -264,29 +299,54 @@ class Index:
         and chunk the texts to embed. `kept`: documents the source still has but could not read
         this time (a failed skip), marked seen as they are, so a full pass does not prune them;
         one given an ACL (its permissions were read) takes it, its text and vectors kept. `check`
-        is called between units of chunking: what it raises (a stop) ends the preparation."""
-        latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
+        is called between units of chunking: what it raises (a stop) ends the preparation. A
+        document that cannot be prepared (any other exception while it is cleaned, hashed or
+        chunked) is kept as a failed skip is, and listed in `Prepared.unprepared`: the rest of the
+        batch goes on."""
+        latest = {d.id: d for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         kept = kept or {}
         held = [d for d in kept if d not in latest and d not in deleted]
         stored = self.catalog.stored(list(latest) + deleted + held)
-        batch = Prepared(generation, fence, stored, latest, deleted, held)
+        batch = Prepared(generation, fence, stored, {}, deleted, held)
         acls = {d: acl for d in held if d in stored and (acl := kept[d]) is not None}
         batch.meta += [doc for doc in self._relabelled(acls) if doc.meta_hash() != stored[doc.id].meta_hash]
         relabelled = {doc.id for doc in batch.meta}
         batch.same += [d for d in held if d in stored and d not in relabelled]
+        checking = _Check(check)
         for doc in latest.values():
-            old = stored.get(doc.id)
-            if old is None or old.content_hash != doc.content_hash():
-                batch.embed.append(doc)
-            elif old.meta_hash != doc.meta_hash():
+            try:
+                self._add(batch, plain(doc), checking)
+            except Exception as exc:
+                if checking.raised:  # a stop, not this document
+                    raise
+                log.debug("document %s could not be prepared", doc.id, exc_info=True)
+                batch.unprepared.append(Unprepared(doc.id, doc.title, exc))
+                batch.held.append(doc.id)
+                if doc.id in stored:
+                    batch.same.append(doc.id)  # kept as indexed before, and seen
+        batch.keys = [meta[vectors.KEY] for meta in batch.metas]
+        return batch
+
+    def _add(self, batch: "Prepared", doc: Document, check: Callable[[], None]) -> None:
+        """Add plain-text `doc` to `batch` as what it needs (embed, rewrite metadata, mark seen),
+        its chunks and their rows; nothing of it when this raises."""
+        old = batch.stored.get(doc.id)
+        if old is not None and old.content_hash == doc.content_hash():
+            if old.meta_hash != doc.meta_hash():
                 batch.meta.append(doc)
             else:
                 batch.same.append(doc.id)
-        batch.texts = {d.id: self._chunks(d, check) for d in batch.embed}  # plain already (`latest`)
-        batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts, self.embedder.fingerprint)
-        batch.keys = [meta[vectors.KEY] for meta in batch.metas]
-        return batch
+            batch.latest[doc.id] = doc
+            return
+        texts = self._chunks(doc, check)
+        ids, inputs, metas = chunk_rows([doc], {doc.id: texts}, self.embedder.fingerprint)
+        batch.latest[doc.id] = doc
+        batch.embed.append(doc)
+        batch.texts[doc.id] = texts
+        batch.ids += ids
+        batch.inputs += inputs
+        batch.metas += metas
 
     def _relabelled(self, acls: Mapping[str, ACL]) -> list[Document]:
         """The stored documents `acls` names, each with its new ACL."""

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import click
 
 from inlet.errors import ConfigError, InletError
+from inlet.logs import redact
 from inlet.terminal import one_line
 
 log = logging.getLogger("inlet")
@@ -97,7 +98,7 @@ def _fail(exc: InletError) -> None:
     message = str(exc)
     if isinstance(exc, ConfigError) and _LOADED and _LOADED[0] and not message.startswith(str(_LOADED[0])):
         message = f"{_LOADED[0]}: {message}"
-    click.echo(f"inlet: {message}", err=True)
+    click.echo(f"inlet: {redact(message)}", err=True)
     sys.exit(exc.exit_code)
 
 

@@ -28,6 +28,7 @@ from inlet.connectors.base import (
     SourceConfig,
     TypedConfig,
     certificates,
+    loop_free,
     loopback_host as loopback_host,  # re-exported: server/oauth.py names hosts by the same rule
     missing_keys,
     missing_paths,
@@ -419,16 +420,19 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
         except ValidationError as exc:
             problems += [f"[{section}] {line}" for line in _errors(exc, model)]
     index = parts.get("index")
+    placed = len(problems)
     if index is not None:
-        index.path = _beside(path, index.path)
+        index.path = _placed(path, index.path, "[index] key 'path'", problems)
     server = parts.get("server")
     if server is not None:
         problems += _key_clashes(server.api_keys)
         if server.audit_log not in (None, "-"):
-            server.audit_log = str(_beside(path, Path(server.audit_log).expanduser()))
+            audit = Path(server.audit_log).expanduser()
+            server.audit_log = str(_placed(path, audit, "[server] key 'audit_log'", problems))
     oauth = server.oauth if server is not None else None
     if oauth is not None and oauth.ca_bundle is not None:
-        oauth.ca_bundle = _beside(path, oauth.ca_bundle)
+        oauth.ca_bundle = _placed(path, oauth.ca_bundle, "[server.oauth] key 'ca_bundle'", problems)
+    check_paths = check_paths and len(problems) == placed  # a loop of links is told once, not again as missing
     blocked = not_a_folder(index.path) if check_paths and index is not None and not index.database_url else None
     if blocked:  # created when missing, but a file cannot become the index folder
         problems.append(f"[index] key 'path': {blocked}")
@@ -456,9 +460,17 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
     return Settings(**parts)
 
 
-def _beside(config: Path | None, value: Path) -> Path:
-    """A relative `value` taken from the folder of the configuration file (when read from one)."""
-    return value if value.is_absolute() or config is None else (config.parent / value).resolve()
+def _placed(config: Path | None, value: Path, key: str, problems: list[str]) -> Path:
+    """`value`, the path config key `key` (`[index] key 'path'`) gives, a relative one taken from the
+    folder of the configuration file (when read from one) and resolved; a loop of symbolic links
+    (`lp1` -> `lp2` -> `lp1`) is added to `problems` naming the key, and `value` returned as given."""
+    there = value if value.is_absolute() or config is None else config.parent / value
+    try:
+        resolved = loop_free(there)
+    except ValueError as exc:
+        problems.append(f"{key}: {exc}")
+        return value
+    return value if there is value else resolved
 
 
 def _key_clashes(keys: list[ApiKey]) -> list[str]:

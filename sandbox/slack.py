@@ -562,12 +562,22 @@ def expire_cursors(ws: Workspace) -> None:
 # --- wire format ----------------------------------------------------------------------------------
 
 
+class _SlackJSON(JSONResponse):
+    """An answer's JSON with every non-ASCII character escaped (`\\u00e9`), which JSON allows: so a
+    lone UTF-16 surrogate in a message (what a bot written in JavaScript posts when it cuts a string
+    between the two halves of an emoji) reaches a client as Slack sends it, the escape `\\ud83d`
+    (as UTF-8 it could not be sent at all)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def _ok(**body: Any) -> JSONResponse:
-    return JSONResponse({"ok": True, **body})
+    return _SlackJSON({"ok": True, **body})
 
 
 def _err(error: str, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": error}, status_code=status, headers=headers)
+    return _SlackJSON({"ok": False, "error": error}, status_code=status, headers=headers)
 
 
 class _Fail(Exception):
@@ -937,7 +947,7 @@ def _scope_error(st: SlackState, token: str, method: str, args: dict[str, str]) 
     if not lacking:
         return None
     body = {"ok": False, "error": "missing_scope", "needed": lacking[0], "provided": ",".join(sorted(granted or ()))}
-    return JSONResponse(body)
+    return _SlackJSON(body)
 
 
 def _given_token(request: Request, args: dict[str, str]) -> str:

@@ -17,17 +17,22 @@ run's result names the `--since` date of the pass it read. A skip deletes nothin
 itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
 item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
-source's documents only: an item whose id is not `source:...` (or a document naming another
-source) is a connector bug, never applied, and counted as a failed skip naming it; a checkpoint
-the engine saves that is not JSON is one too, and fails the run there, naming where in its state
-(the last good checkpoint stays saved). So is, failing the run before any prune, anything yielded
-that is not an inlet item (a generator where `yield from` was meant, a method not called, a dict
-for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
-it deletes nothing). A run starts with the connector's `check_local()`: its `ConfigError` (the
-folder vanished since the command's preflight) or a bug in it (any other exception, which preflight
-leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its
-source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries
-the lease's fence: a run whose lease was taken over can commit nothing more.
+source's documents only: an item whose id is not `source:...` (or a document naming another source)
+is a connector bug, never applied, and counted as a failed skip naming it. A document the index
+cannot prepare (an exception while it is cleaned, hashed or chunked: `Index.prepare`) is that
+item's failed skip too, naming it and the error, its earlier version kept; the rest of its batch is
+indexed. A checkpoint the engine saves that is not JSON is a connector bug too, and fails the run
+there, naming where in its state (the last good checkpoint stays saved). So is, failing the run
+before any prune, anything yielded that is not an inlet item (a generator where `yield from` was
+meant, a method not called, a dict for a `Checkpoint`), and a `live_ids()` listing ids not of the
+source (a prune or reconciliation by it deletes nothing). A run starts with the connector's
+`check_local()`: its `ConfigError` (the folder vanished since the command's preflight) or a bug in
+it (any other exception, which preflight leaves to the run) fails this source's run alone, recorded
+and logged as `load`'s. A run holds its source's lease (`leases.py`) throughout, and every commit
+it makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
+commit nothing more. What a run records and returns (its error, its skips' reasons and titles) is
+redacted as the log is (`inlet.logs.redact`): a connector's error quoting a secret it read shows
+`[redacted]` wherever it is shown.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -101,6 +106,7 @@ from inlet.errors import (
     SourceBusyError,
 )
 from inlet.index.disk import storage_error
+from inlet.logs import redact
 from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
@@ -161,6 +167,9 @@ class RunResult:
     # the `--since` date (ISO) of the backfill pass the run read: only items modified since then;
     # None: the full history, or a sync
     since: str | None = None
+
+    def __post_init__(self) -> None:
+        self.error = redact(self.error) if self.error is not None else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -349,7 +358,8 @@ class _Skips:
         if run.id is not None and self.recorded < SKIPS_KEPT:
             self.recorded += 1
             row = self.recorded
-            self.state.add_skip(run.id, row, item.id, item.title, item.reason, item.failed)
+            title = redact(item.title) if item.title is not None else None  # as the log line shows them
+            self.state.add_skip(run.id, row, item.id, title, redact(item.reason), item.failed)
         if item.failed and not item.folder:
             self.failed.setdefault(item.id, []).append(row)
 
@@ -816,7 +826,7 @@ class Engine:
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):
-                    self._flush(batch, source, pipeline)
+                    self._flush(batch, source, pipeline, skips)
                     batch = _Batch()
                     if checkpoints.offer(item.state, pipeline, now=stop.is_set()):  # not JSON: raises
                         saved = item.state
@@ -824,7 +834,7 @@ class Engine:
                     if stop.is_set():
                         return _STOPPED
                 if batch.full():
-                    self._flush(batch, source, pipeline)
+                    self._flush(batch, source, pipeline, skips)
                     batch = _Batch()
                 progress.tick()
         except Exception:  # the source failed: save its last checkpoint, after what came before it
@@ -840,12 +850,19 @@ class Engine:
                 close()
         if last_checkpoint is not None and last_checkpoint is not saved:  # the budget skipped it: saved below
             checkpoints.stored(last_checkpoint)
-        self._flush(batch, source, pipeline)
+        self._flush(batch, source, pipeline, skips)
         return last_checkpoint
 
-    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
-        if batch.docs or batch.deletions or batch.kept:
-            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence, batch.kept)
+    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline, skips: _Skips | None) -> None:
+        """Hand `batch` to `pipeline`; a document the index could not prepare is that item's failed
+        skip, counted in `skips` (unless None: a recent pass, whose items the full pass reads again)."""
+        if not (batch.docs or batch.deletions or batch.kept):
+            return
+        prepared = pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence, batch.kept)
+        if prepared is None or skips is None:
+            return
+        for bad in prepared.unprepared:
+            skips.add(Skipped(id=bad.doc_id, reason=bad.reason, title=bad.title or None))
 
     def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
         """A batch is in the index: count it (in the writing thread)."""
@@ -866,6 +883,7 @@ class Engine:
         retry_after: float | None = None,
         since: str | None = None,
     ) -> RunResult:
+        error = redact(error) if error is not None else None  # recorded and shown as the log shows it
         run.outcome = outcome
         run.error = error
         run.retry_at = time.time() + retry_after if retry_after is not None else None

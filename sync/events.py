@@ -57,6 +57,7 @@ from typing import Any
 from inlet.connectors.events import EventSource, Hint, Retry
 from inlet.connectors.kit.retry import waits_end_when, without_waits
 from inlet.errors import InletError
+from inlet.logs import redact
 from inlet.storage import EventStatusWriter
 
 
@@ -427,6 +428,8 @@ class EventLoop:
     def _save(self, name: str, report: dict[str, Any]) -> None:
         if self.status is None:
             return
+        if report.get("reason"):  # an error's text, shown as the log shows it
+            report = {**report, "reason": redact(report["reason"])}
         try:
             self.status.save(name, report)
         except Exception:  # visibility must never stop syncing

@@ -92,9 +92,10 @@ class Pipeline:
         generation: int,
         fence: Fence | None,
         kept: Mapping[str, ACL | None] | None = None,
-    ) -> None:
+    ) -> Prepared | None:
         """Prepare a batch here (chunking it) and hand it on to be embedded and written; `kept`
-        as `Index.prepare` takes it."""
+        as `Index.prepare` takes it. Returns the batch (its `unprepared` documents are the caller's
+        to report), or None when a stop dropped it."""
         kept = kept or {}
         ids = {d.id for d in docs} | set(deletions) | set(kept)
         with self._cond:  # an earlier version of one of these documents must be written first
@@ -108,9 +109,10 @@ class Pipeline:
                 self._in_flight.subtract(ids)
                 self._cond.notify_all()
             if isinstance(exc, _Abandoned):  # dropped with whatever follows: the run resumes before it
-                return
+                return None
             raise
         self._put(batch)
+        return batch
 
     def after(self, action: Callable[[], None]) -> None:
         """Run `action` in the writing thread once every batch submitted so far is written."""

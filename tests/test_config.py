@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from inlet.cli import cli
 from inlet.config import load_config
 from inlet.errors import ConfigError
 
@@ -749,3 +751,65 @@ def test_a_secret_variable_set_to_the_empty_string_is_said_to_be_empty_not_unset
     )
     with pytest.raises(ConfigError, match="'INLET_TEST_EMPTY_PW' .* is set but empty"):
         check_index_secret(load_config(pg), {"INLET_TEST_EMPTY_PW": ""})
+
+
+@pytest.mark.parametrize(
+    "key, table",
+    [
+        ('every = "3000000d"', "source"),
+        ('every = "99999999999999999999d"', "source"),
+        ('recent_first = "99999999999d"', "source"),
+        ('prune_every = "876001h"', "source"),
+        ('recent_first = "99999999999d"', "index"),
+    ],
+)
+def test_a_duration_longer_than_a_hundred_years_is_a_config_error_naming_the_key(
+    tmp_path: Path, key: str, table: str
+) -> None:
+    """probe35b F4: `every = "3000000d"` passed, then `inlet daemon` died with an OverflowError
+    traceback (a date past year 9999); `recent_first = "99999999999d"` failed the backfill naming
+    no key. Refused when the config is read: exit 2, naming the key, the source and the file."""
+    (tmp_path / "docs").mkdir()
+    source = '[[sources]]\nname = "kb"\ntype = "files"\npath = "docs"\n'
+    text = f"{source}{key}\n" if table == "source" else f"[index]\n{key}\n\n{source}"
+    config = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    name, value = key.split(" = ")
+    assert str(config) in message and f"key '{name}': '{value.strip(chr(34))}' is longer than '36500d'" in message
+    assert ("source 'kb'" in message) is (table == "source"), message
+    shown = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert (
+        shown.exit_code == 2 and "longer than '36500d' (100 years)" in shown.output and "Traceback" not in shown.output
+    )
+    every = write(tmp_path, f'{source}every = "36500d"\n')  # the longest is taken
+    assert load_config(every).source("kb").every == "36500d"
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [("[index]", "path"), ("[index]", "abs"), ("[server]", "audit_log"), ("[server.oauth]", "ca_bundle")],
+)
+def test_a_configured_path_that_is_a_loop_of_symbolic_links_is_a_config_error_naming_the_key(
+    tmp_path: Path, section: str, key: str
+) -> None:
+    """probe35b F5: `[index] path` or `[server] audit_log` naming `lp1` (lp1 -> lp2 -> lp1) ended
+    every command in a `RuntimeError: Symlink loop` traceback, exit 1. One line naming the key and
+    the path, exit 2."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "lp1").symlink_to(tmp_path / "lp2")
+    (tmp_path / "lp2").symlink_to(tmp_path / "lp1")
+    value = str(tmp_path / "lp1") if key == "abs" else "lp1"
+    oauth = '[server.oauth]\nissuer = "https://id.example.com/"\naudience = "inlet"\n'
+    head = {
+        "[index]": f'[index]\npath = "{value}"\n',
+        "[server]": f'[server]\naudit_log = "{value}"\n',
+        "[server.oauth]": f'{oauth}ca_bundle = "{value}"\n',
+    }[section]
+    config = write(tmp_path, f'{head}\n[[sources]]\nname = "kb"\ntype = "files"\npath = "docs"\n')
+    shown = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    name = "path" if key == "abs" else key
+    expected = f"{section} key '{name}': {tmp_path / 'lp1'} is a loop of symbolic links"
+    assert shown.exit_code == 2 and expected in shown.output, shown.output
+    assert "Traceback" not in shown.output and "does not exist" not in shown.output

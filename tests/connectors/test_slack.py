@@ -1280,6 +1280,64 @@ def test_a_damaged_day_file_of_an_export_is_a_failed_skip_naming_it_and_the_rest
         list(half.load(None))
 
 
+_GOOD = {"type": "message", "user": "U1", "ts": "1704362400.000300", "text": "quokka"}
+
+
+@pytest.mark.parametrize(
+    "bad, said",
+    [
+        ({"ts": None}, "its ts is null, not a Slack timestamp"),
+        ({"ts": "notats"}, 'its ts is a string ("notats"), not a Slack timestamp'),
+        ({"ts": "99999999999999999999.1"}, "not a Slack timestamp"),
+        ({"thread_ts": "abc"}, 'ts 1704362400.000400: its thread_ts is a string ("abc"), not a Slack timestamp'),
+        ({"text": 5}, "ts 1704362400.000400: its text is a number (5), not a string"),
+        ({"user": ["U1"]}, 'ts 1704362400.000400: its user is a list (["U1"]), not a string'),
+        ({"attachments": "x"}, 'ts 1704362400.000400: its attachments is a string ("x"), not a list'),
+        ({"attachments": [{"text": 5}]}, "ts 1704362400.000400: its attachments[0].text is a number (5), not a string"),
+        ({"edited": "yes"}, 'ts 1704362400.000400: its edited is a string ("yes"), not an object'),
+        ({"files": [{"id": ["F1"]}]}, 'ts 1704362400.000400: its files[0].id is a list (["F1"]), not a string'),
+        ({"user": "U9", "user_profile": {"name": 5}}, "its user_profile.name is a number (5), not a string"),
+    ],
+)
+def test_a_message_not_as_slack_writes_one_is_left_out_as_a_skip_naming_its_file_and_the_rest_is_indexed(
+    tmp_path, bad: dict[str, Any], said: str
+) -> None:
+    """probe35b F3: one message of a day file whose fields are not of Slack's types (a null or
+    unreadable ts, a number for its text, a string for its attachments...) failed the whole export
+    with a bare TypeError, ValueError or AttributeError, every run. It is left out: the day's other
+    messages and the other days are indexed, and the day file is a failed skip naming it, the
+    message's ts and the field, as a damaged day file is."""
+    import json
+
+    malformed = {**_GOOD, "ts": "1704362400.000400", "text": "wombat", **bad}
+    path = _export_zip(
+        tmp_path / "export.zip",
+        {
+            "2024-01-01": json.dumps([{**_GOOD, "ts": "1704103200.000100", "text": "harbour lantern relit"}]),
+            "2024-01-04": json.dumps([_GOOD, malformed]),
+            "2024-01-05": json.dumps([{**_GOOD, "ts": "1704448800.000100", "text": "meadow survey done"}]),
+        },
+    )
+    conn = SlackExportConnector(SlackExportConnector.Config(name="sx", type="slack_export", path=path), {})
+    items = list(conn.load(None))
+    docs = [i for i in items if isinstance(i, Document)]
+    assert sorted(d.text.split(": ", 1)[1] for d in docs) == ["harbour lantern relit", "meadow survey done", "quokka"]
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert (skip.id, skip.failed, skip.folder, skip.title) == (
+        "sx:C1:",
+        True,
+        True,
+        "export.zip: general/2024-01-04.json",
+    )
+    assert skip.reason.startswith(
+        "general/2024-01-04.json in the export holds a message not as Slack writes one, left "
+    )
+    assert said in skip.reason, skip.reason
+    assert [i for i in items if isinstance(i, Checkpoint)][-1].state["complete"] is False  # reported every run
+    with pytest.raises(IncompleteListingError, match="general/2024-01-04.json"):
+        list(conn.live_ids())  # a thread only the left-out message started is not taken for deleted
+
+
 def test_a_private_channel_is_named_in_a_mention_only_where_every_reader_is_its_member() -> None:
     """Slack shows a non-member "private channel" for a mention of it: a public thread (or one some
     reader of is not a member) must not carry its name, in the text, the blocks or the title."""

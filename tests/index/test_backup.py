@@ -376,6 +376,22 @@ def test_backup_refuses_a_destination_inside_the_index_or_holding_it(
     assert files_of(live).keys() == before.keys() and not (live / "a").exists()
 
 
+def test_a_backup_or_restore_destination_that_is_a_loop_of_symbolic_links_is_one_line_naming_it(
+    tmp_path: Path, made: Path, live: Path
+) -> None:
+    """probe35b F5: `inlet backup lp1` (lp1 -> lp2 -> lp1) ended in a `RuntimeError: Symlink loop`
+    traceback, exit 1; so did a restore `--to` one. Exit 2, one line naming the path."""
+    (tmp_path / "lp1").symlink_to(tmp_path / "lp2")
+    (tmp_path / "lp2").symlink_to(tmp_path / "lp1")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{live}"\nbackend = "{BACKEND}"\n')
+    before = files_of(live)
+    done = CliRunner().invoke(cli, ["backup", str(tmp_path / "lp1"), "--config", str(config)])
+    one_line_failure(done, 2, f"backup destination {tmp_path / 'lp1'} is a loop of symbolic links")
+    one_line_failure(restore_cli(made, tmp_path / "lp1"), 2, f"restore destination {tmp_path / 'lp1'} is a loop")
+    assert files_of(live).keys() == before.keys()  # nothing copied into the index, nothing moved
+
+
 def test_a_second_restore_in_the_same_second_moves_the_index_to_a_name_of_its_own(tmp_path):
     now = datetime(2026, 12, 6, 14, 0, 5, tzinfo=timezone.utc)
     first = backup.aside_path(tmp_path / "live", now)

@@ -105,6 +105,30 @@ def test_a_full_pass_keeps_what_it_could_not_read_this_time(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_a_document_the_index_cannot_prepare_is_its_failed_skip_and_the_rest_of_the_batch_is_indexed(engine):
+    """probe35b F1: an exception while one document is hashed or chunked (here a lone surrogate a
+    connector slipped past the model's validation: `model_copy` does not validate) fails that
+    item alone: a failed skip naming it and the error, its earlier version kept through the full
+    pass's prune; the documents around it in the batch are indexed."""
+    cut = lambda n: lambda c: doc(n)(c).model_copy(update={"text": "half an emoji \ud83d"})  # noqa: E731
+    Script.plan = [
+        [doc(1), doc(2), doc(3), Checkpoint(state={})],
+        [doc(1, "changed one"), cut(2), doc(3, "changed three"), cut(4), doc(5), Checkpoint(state={})],
+    ]
+    engine.run("one", "backfill")
+    before = engine.index.catalog.stored(["one:2"])["one:2"]
+    result = engine.run("one", "backfill", restart=True)
+    assert (result.outcome, result.errors, result.upserted, result.deleted) == ("partial", 2, 3, 0), result
+    assert indexed(engine) == ["one:1", "one:2", "one:3", "one:5"]
+    assert engine.index.catalog.stored(["one:2"])["one:2"].content_hash == before.content_hash  # kept as it was
+    assert "changed three" in engine.index.document("one:3").text
+    skips = engine.state.skipped_items(engine.state.last_run("one").id)
+    assert [(s["id"], s["title"], s["failed"]) for s in skips] == [("one:2", "Doc 2", True), ("one:4", "Doc 4", True)]
+    # the stored one is hashed first (UTF-8); the new one reaches the tokenizer
+    assert skips[0]["reason"].startswith("could not be indexed: UnicodeEncodeError: 'utf-8' codec can't encode")
+    assert skips[1]["reason"].startswith("could not be indexed: TypeError: TextEncodeInput must be")
+
+
 def test_a_skip_deletes_nothing_by_itself_the_connector_yields_the_deletion(engine):
     """A skip's id names an item, not always a document (`doc#body`, an attachment, which a sender
     may name like another message): the engine deletes nothing for a skip in a sync. A connector

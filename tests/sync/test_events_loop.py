@@ -409,3 +409,34 @@ def test_hints_deferred_by_the_daemon_wait_and_run_without_counting_as_failures(
     finally:
         event_loop.stop()
     assert runs.scopes == [frozenset({"c"})] * (RERUNS + 2)  # more deferrals than RERUNS: none dropped
+
+
+def test_why_change_events_are_down_is_recorded_without_a_secret_it_holds(tmp_path: Path) -> None:
+    """probe35b F2: the reason `inlet status` shows for events that are down is redacted as the
+    log is: a secret the connector read (`Connector.secret`) never shows in it."""
+    from inlet import logs
+    from inlet.config import parse_config
+    from inlet.storage.backend import open_backend
+    from inlet.sync.events import event_loop_for
+
+    secret = logs.secret("events-SECRET-77xyz")
+    (tmp_path / "docs").mkdir()
+    table = {"name": "kb", "type": "files", "path": str(tmp_path / "docs")}
+    settings = parse_config({"index": {"path": str(tmp_path / "idx")}, "sources": [table]})
+    (tmp_path / "idx").mkdir()
+    SqliteState(tmp_path / "idx" / "state.db").close()
+
+    class Connector:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def events(self) -> EventSource | None:
+            raise RuntimeError(f"subscribe refused for {secret}")
+
+    loop = event_loop_for(settings, Connector, Runs(), open_backend(settings).event_writer)
+    try:
+        loop.start()
+        reason = open_backend(settings).event_status()["kb"]["reason"]
+        assert reason == "connector bug in events(): RuntimeError: subscribe refused for [redacted]"
+    finally:
+        loop.stop()
