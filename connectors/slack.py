@@ -546,13 +546,17 @@ class _Crawl:
                 self.lack(exc, exc.kinds, kinds)
 
     def _list_kinds(self, types: str) -> dict[str, ChannelInfo]:
+        """The conversations of `types` to read. Archived ones are listed whether or not they are
+        indexed (one listing, no call more): without `include_archived` they are only named, so a
+        mention of an archived public channel shows its name (`Directory.channel`)."""
         found: dict[str, ChannelInfo] = {}
-        for page in self.api.pages(
-            "conversations.list", types=types, limit=200, exclude_archived=not self.cfg.include_archived
-        ):
+        for page in self.api.pages("conversations.list", types=types, limit=200, exclude_archived=False):
             for c in page.get("channels", []):
                 if c.get("name"):
                     self.directory.channels[c["id"]] = c["name"]
+                if c.get("is_archived") and not self.cfg.include_archived:
+                    self._note_private(c, None)  # named for mentions only: not read, its members not asked
+                    continue
                 info = self._channel_info(c)
                 self._note_private(c, info)
                 if info is not None and self._wanted(info):

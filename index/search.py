@@ -377,8 +377,9 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     lists: list[list[tuple[str, float]]] = []
     zero_below: list[int] = []
     dense: list[tuple[str, float]] = []
+    reference: list[tuple[str, float]] = []  # what `dense_gap` measures against (`_dense_reference`)
     if request.mode in ("hybrid", "dense"):
-        dense = index.dense(query, filters, depth)
+        dense, reference = index.dense_within(query, filters, depth, _dense_reference(filters))
         lists.append(dense)
         zero_below.append(0)
     bm25: list[tuple[str, float]] = []
@@ -389,7 +390,7 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     exact_hits = exact.result() if exact is not None else {}
     ranked = fuse(lists, zero_below, exact_hits)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
-    evidence = _Evidence.of(dense, bm25, lex_depth, exact_hits, _dense_reference(index, query, filters, depth, dense))
+    evidence = _Evidence.of(dense, bm25, lex_depth, exact_hits, reference)
     groups = _by_document(candidates, index, people)
     pool = max(request.k, RERANK_POOL) if request.mode == "hybrid" else request.k
     chosen = _diversify(index, groups, pool, max(0, request.per_document - 1))
@@ -398,19 +399,14 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     return hits
 
 
-def _dense_reference(
-    index: Index, query: str, filters: Filters, depth: int, dense: list[tuple[str, float]]
-) -> list[tuple[str, float]]:
-    """The `depth` passages `dense_gap` measures a result against: `dense`, and when a time window
-    or a source filter left fewer, topped up with the nearest ones outside it that the caller may
-    see. The median of the handful of passages a narrow window holds is far below that of any
-    `depth` nearest, and would lift each of them as if it stood out ("... in 2024" over four
-    documents of 2024)."""
-    wide = replace(filters, after=None, before=None, sources=(), source_types=())
-    if not dense or len(dense) >= depth or wide == filters:
-        return dense
-    held = {cid for cid, _ in dense}
-    return dense + [hit for hit in index.dense(query, wide, depth) if hit[0] not in held][: depth - len(dense)]
+def _dense_reference(filters: Filters) -> Filters:
+    """Where the passages `dense_gap` measures a result against come from when a time window or a
+    source filter leaves fewer than the dense depth: the nearest ones outside it that the caller
+    may see, topping the filtered ones up (`Index.dense_within`, from the same query vector). The
+    median of the handful of passages a narrow window holds is far below that of any `depth`
+    nearest, and would lift each of them as if it stood out ("... in 2024" over four documents of
+    2024)."""
+    return replace(filters, after=None, before=None, sources=(), source_types=())
 
 
 def expanded(query: str, frequency: rel.Frequency | None) -> str:

@@ -634,23 +634,49 @@ class Index:
         `limit` visible results still come back whenever they exist. The catalog decides either
         way: what the filtered query returns passes its check too (Chroma's copy of an ACL can be
         older than the catalog's: a Chroma folder restored from a copy taken after the dump)."""
+        return self.dense_within(query, filters, limit, None)[0]
+
+    def dense_within(
+        self, query: str, filters: Filters, limit: int, wider: Filters | None
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """`dense(query, filters, limit)`, and, when it found fewer than `limit` and `wider` is
+        given, those topped up with the nearest chunks passing `wider` (served sources only, as
+        every read) up to `limit`: the passages `dense_gap` measures against (search.py). Both from
+        one embedding of the query and, as far as it holds them, one unfiltered over-fetch."""
         from chromadb.errors import NotFoundError  # chromadb is loaded by now: the collection is open
 
         vector = self.embedder.encode_query(query)
-        filters = self.served(filters)
         try:
-            return self._dense(vector, filters, limit)
+            return self._dense_within(vector, filters, limit, wider)
         except (NotFoundError, VectorsLost):  # a reindex elsewhere switched the collection: follow, or refuse
             self.keeper.follow()
-            return self._dense(vector, filters, limit)
+            return self._dense_within(vector, filters, limit, wider)
 
-    def _dense(self, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
+    def _dense_within(
+        self, vector: Any, filters: Filters, limit: int, wider: Filters | None
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        near: list[tuple[str, float]] = []  # the unfiltered over-fetch, once made
+        filters = self.served(filters)
+        hits = self._dense(vector, filters, limit, near)
+        wide = self.served(wider) if wider is not None else filters
+        if not hits or len(hits) >= limit or wide == filters:
+            return hits, hits
+        held = {cid for cid, _ in hits}
+        more = [hit for hit in self._dense(vector, wide, limit, near) if hit[0] not in held]
+        return hits, hits + more[: limit - len(hits)]
+
+    def _dense(
+        self, vector: Any, filters: Filters, limit: int, near: list[tuple[str, float]]
+    ) -> list[tuple[str, float]]:
+        """The nearest `limit` chunks passing `filters`; `near`: the unfiltered over-fetch of
+        DENSE_OVERFETCH x `limit` neighbours, made here when empty and reused when not."""
         if filters == Filters():
-            return vectors.query(self.collection, vector, filters, limit)
-        wide = vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH)
-        keep = self.catalog.passing([cid for cid, _ in wide], filters)
-        hits = [hit for hit in wide if hit[0] in keep][:limit]
-        if len(hits) == limit or len(wide) < limit * DENSE_OVERFETCH:  # enough, or every chunk was seen
+            return near[:limit] if near else vectors.query(self.collection, vector, filters, limit)
+        if not near:
+            near.extend(vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH))
+        keep = self.catalog.passing([cid for cid, _ in near], filters)
+        hits = [hit for hit in near if hit[0] in keep][:limit]
+        if len(hits) == limit or len(near) < limit * DENSE_OVERFETCH:  # enough, or every chunk was seen
             return hits
         narrow = vectors.query(self.collection, vector, filters, limit)
         keep = self.catalog.passing([cid for cid, _ in narrow], filters)

@@ -376,7 +376,8 @@ def create_app(
     @app.get("/readyz", response_model=Health, responses=ERRORS, tags=["operations"])
     async def readyz() -> Any:
         """200 once the index is open and the model loaded, while its database and Chroma server (if
-        any) answer and that server holds the index's vectors."""
+        any) answer and that server still has the index's collection (by name: its vectors are not
+        counted or read)."""
         if not retrieval.ready.is_set():  # why a load failed (paths, a server's address) is in the log only
             raise ApiError(503, "not_ready", NOT_LOADED if retrieval.error else "the index and model are still loading")
         if await run_in_threadpool(retrieval.unreachable):  # named in the log, not to a caller without a key

@@ -25,8 +25,11 @@ What a storage backend must do (SQLite: storage/sqlite/catalog.py):
 - `lexical(query, ...)`: rank on every term of `parse_query(query)` OR-ed, a `Term` with several
   parts matched as a phrase (FTS5 `"part1 part2"`, a tsquery `part1 <-> part2`); word terms
   found in most passages may be dropped, `exact` ones never; for a caller with principals a word
-  is judged by `CatalogReads.frequency`, so a word only chunks hidden from them hold is chosen as
-  a word no chunk holds (which words a user's search ranks on depends on no hidden document);
+  is judged by `CatalogReads.frequency`, so a word only chunks hidden from them hold is treated
+  as a word no chunk holds (as absent); the common-term cutoff still weighs a visible word's count
+  in the whole index against the whole index's total, an aggregate effect like BM25's IDF
+  (storage/reads.py, docs/operations/security.md), so which visible words a search ranks on may
+  shift with hidden documents' counts, never with their words alone;
 - `exact_matches(query, filters)`: chunk id -> how many `exact` terms of the query it holds,
   counting only terms held by at most `RARE_EXACT` chunks. Fusion (index/search.py) puts those
   passages first.

@@ -1,8 +1,10 @@
 """The state: per-source checkpoints, the record of every run, the daemon's schedule, operators' pauses.
 
-The run history is bounded: the write that records a run's end deletes its progress row and the
-runs of its source and kind beyond the newest `RUNS_KEPT` (not the newest successful one), more
-than anything reads of it (`_trim_runs`).
+The run history is bounded: a run's end is recorded (and its progress row deleted) in its own
+transaction; after it commits, a separate, bounded step deletes at most `TRIM_STEP` of the runs of
+its source and kind beyond the newest `RUNS_KEPT` (not the newest successful one), more than
+anything reads of it (`_trim_runs`), so a history longer than that (the first run after an upgrade)
+converges over later runs, and a trim that fails is logged and never touches the run's record.
 
 Written once over a `Dialect` (`SqlState`); each backend gives it a connection and overrides only
 what really differs: the folder (`sqlite/state.py`, SQLite `state.db`, WAL, so `inlet status`
@@ -21,6 +23,7 @@ clock is wrong moves no other host's schedule. The folder is one host: its offse
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -28,7 +31,10 @@ from typing import Any
 from .dialect import Dialect
 from .types import RUN_COLUMNS, RUNS_KEPT, SYNC_KINDS, Fence, RunRecord, SourceState, skip_row, streak_of
 
+log = logging.getLogger(__name__)
+
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
+TRIM_STEP = 1000  # the most old runs one run's end deletes (`SqlState._trim_runs`)
 SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope", "covered")
 
 
@@ -128,8 +134,9 @@ class SqlState:
     def finish_run(self, run: RunRecord) -> None:
         """Record how the run ended (at its `finished_at`, now when unset), unless it is closed
         already: a process that lost its lease (a frozen daemon that wakes) must not rewrite how its
-        successor closed the run. In the same transaction its progress row goes, and so do the
-        runs of its source and kind older than the newest `runs_kept` (`_trim_runs`)."""
+        successor closed the run. In the same transaction its progress row goes; after it commits,
+        the runs of its source and kind older than the newest `runs_kept` are trimmed in a bounded
+        step of their own (`_trim_runs`), whose failure is logged and leaves this record as it is."""
         run.finished_at = run.finished_at if run.finished_at is not None else self.clock()
         stored = run.moved(self.clock_offset())
         with self._connection() as db:
@@ -141,15 +148,27 @@ class SqlState:
                 (*_ending(stored), run.id),
             )
             db.execute(self.dialect.sql("DELETE FROM run_progress WHERE run_id = ?"), (run.id,))
-            self._trim_runs(db, run.source, run.kind)
+        try:
+            with self._connection() as db:
+                self._trim_runs(db, run.source, run.kind)
+        except Exception as e:  # noqa: BLE001 - any backend's error; the history is trimmed again at the next run's end
+            log.warning(
+                "could not trim the run history of %r (%s runs): %s; the run's end is recorded, and the "
+                "next run's end tries again",
+                run.source,
+                run.kind,
+                e,
+            )
 
     runs_kept = RUNS_KEPT  # finished runs of each kind kept per source
+    trim_step = TRIM_STEP  # the most old runs one run's end deletes
 
     def _trim_runs(self, db: Any, source: str, kind: str) -> int:
-        """Delete the finished runs of `source` and `kind` (with their progress and skipped items)
-        older than its newest `runs_kept`, except its newest successful one, on `db` (a connection
-        in the caller's transaction); how many went. Called as each run ends, it deletes the one
-        run that fell out of the window (all older ones the first time)."""
+        """Delete the oldest `trim_step` of the finished runs of `source` and `kind` (with their
+        progress and skipped items) older than its newest `runs_kept`, except its newest successful
+        one, on `db` (a connection in the caller's transaction); how many went. Called as each run
+        ends, it deletes the one run that fell out of the window; a longer history (the first time)
+        shrinks by `trim_step` a run until it fits."""
         sql = self.dialect.sql
         row = db.execute(
             sql("SELECT id FROM runs WHERE source = ? AND kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?"),
@@ -161,8 +180,11 @@ class SqlState:
             sql("SELECT max(id) FROM runs WHERE source = ? AND kind = ? AND outcome IN ('ok', 'partial')"),
             (source, kind),
         ).fetchone()
-        old = "SELECT id FROM runs WHERE source = ? AND kind = ? AND id <= ? AND id <> ? AND finished_at IS NOT NULL"
-        params = (source, kind, row[0], ok[0] if ok[0] is not None else -1)
+        old = (
+            "SELECT id FROM runs WHERE source = ? AND kind = ? AND id <= ? AND id <> ? AND finished_at IS NOT NULL "
+            "ORDER BY id LIMIT ?"
+        )
+        params = (source, kind, row[0], ok[0] if ok[0] is not None else -1, self.trim_step)
         db.execute(sql(f"DELETE FROM run_skips WHERE run_id IN ({old})"), params)
         db.execute(sql(f"DELETE FROM run_progress WHERE run_id IN ({old})"), params)
         return int(db.execute(sql(f"DELETE FROM runs WHERE id IN ({old})"), params).rowcount)

@@ -667,6 +667,18 @@ def test_an_archived_channel_keeps_its_documents_though_slack_ejected_the_bot(sb
     assert ENRIQUE not in dropped.checkpoint["channels"]
 
 
+def test_an_archived_public_channel_not_indexed_is_still_named_by_its_mentions(sb: Sandbox) -> None:
+    """With `include_archived = false` the listing left archived channels out, so a mention of an
+    archived public channel rendered "#private-channel"; it is named, and not indexed."""
+    name = slack.state(sb.ws).channels[ENRIQUE].name
+    slack.archive_channel(sb.ws, ENRIQUE)
+    slack.archive_channel(sb.ws, HR)
+    ts = slack.post_message(sb.ws, SAILOR, f"notes are in <#{ENRIQUE}> and <#{HR}>")
+    r = run(make(sb, include_archived=False))
+    assert f"notes are in #{name} and #private-channel" in doc(r, SAILOR, ts).text
+    assert not any(f":{ENRIQUE}:" in i or f":{HR}:" in i for i in r.docs)
+
+
 def test_a_dm_with_a_deactivated_user_has_no_reader(sb: Sandbox) -> None:
     abilinski = next(u for u in sb.ws.users.values() if u.email == "abilinski@example.com")
     abilinski.deleted = True  # the address may be given to someone else: they must not read the DM

@@ -355,8 +355,7 @@ def dated(n: int, title: str, text: str, when: datetime) -> Document:
     return doc(str(n), title, text, when)
 
 
-@pytest.fixture
-def handbook(tmp_path, embedder):
+def handbook_docs() -> list[Document]:
     """A year of varied documents, and three in the next year (the window a question may name)."""
     earlier = [
         ("West Gas plan", "The desk plans 40 Bcf of storage for the winter."),
@@ -378,9 +377,13 @@ def handbook(tmp_path, embedder):
     ]
     start = datetime(2000, 2, 1, tzinfo=UTC)
     docs = [dated(n, t, x, start + timedelta(days=20 * n)) for n, (t, x) in enumerate(earlier)]
-    docs += [dated(100 + n, t, x, datetime(2001, 3, 1 + n, tzinfo=UTC)) for n, (t, x) in enumerate(later)]
+    return docs + [dated(100 + n, t, x, datetime(2001, 3, 1 + n, tzinfo=UTC)) for n, (t, x) in enumerate(later)]
+
+
+@pytest.fixture
+def handbook(tmp_path, embedder):
     ix = Index(IndexConfig(path=tmp_path / "handbook"), embedder=embedder)
-    ix.apply(docs, generation=1)
+    ix.apply(handbook_docs(), generation=1)
     with ix:
         yield ix
 
@@ -403,6 +406,39 @@ def test_a_year_narrows_the_search_without_making_an_answer_of_what_is_left(hand
     for hit in narrowed.hits:
         if hit.doc_id in gaps:
             assert hit.features["dense_gap"] == pytest.approx(gaps[hit.doc_id])
+
+
+def test_a_hidden_document_nearest_to_the_query_changes_no_users_dense_gap(tmp_path, embedder, monkeypatch) -> None:
+    """The passages a narrowed search tops `dense_gap`'s reference up with are only those the user
+    may see, of served sources: a document hidden from them, or of a source the configuration no
+    longer names, worded as the question itself changes no gap they see."""
+    question = "what is the parental leave policy"
+    when = datetime(2000, 6, 1, tzinfo=UTC)
+    hidden = doc("900", "Parental leave", question, when).model_copy(update={"acl": ACL(users=["bob@other.org"])})
+    unserved = doc("901", "Parental leave", question, when).model_copy(
+        update={"id": "old:901", "source": "old", "source_type": "files"}
+    )
+
+    def gaps(ix: Index, user: str) -> dict[str, float]:
+        got = answer(ix, SearchRequest(query=f"{question} in 2001", user=user, recency_half_life_days=0))
+        return {h.doc_id: h.features["dense_gap"] for h in got.hits}
+
+    def opened() -> Index:
+        return Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder, configured={"drive"})
+
+    with opened() as ix:
+        ix.apply(handbook_docs(), generation=1)
+        seen, bobs = gaps(ix, "ann@example.com"), gaps(ix, "bob@other.org")
+        ix.apply([hidden, unserved], generation=1)  # a batch of its own: the handbook's vectors stay as they are
+    with opened() as ix:  # which sources are served is read as an index opens
+        assert seen != {} and gaps(ix, "ann@example.com") == pytest.approx(seen)
+        encoded = []
+        monkeypatch.setattr(
+            ix.embedder, "encode_query", lambda q, real=ix.embedder.encode_query: [encoded.append(q), real(q)][1]
+        )
+        gaps(ix, "ann@example.com")
+        assert encoded == [question]  # the top-up reuses the query's vector: it is embedded once
+        assert gaps(ix, "bob@other.org") != pytest.approx(bobs)  # bob may see it: his reference moves
 
 
 def test_a_year_still_finds_the_answer_within_it(handbook) -> None:

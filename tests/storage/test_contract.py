@@ -523,3 +523,44 @@ def test_connections_the_database_dropped_are_replaced_not_handed_out(database_u
         assert set(state.paused()) == {"s"}
     finally:
         state.close()
+
+
+def _refuse_deleting_runs(state: StateStore) -> None:
+    """A trigger that fails every deletion of a run, as a full disk would: the trim cannot run."""
+    with state._connection() as db:  # type: ignore[attr-defined]
+        if state.dialect.name == "postgresql":  # type: ignore[attr-defined]
+            db.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            db.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs FOR EACH ROW EXECUTE FUNCTION refuse()")
+        else:
+            db.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+
+
+def test_a_long_run_history_converges_in_bounded_steps_and_a_failed_trim_keeps_the_runs_end(
+    state: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history far beyond `runs_kept` (the first run after an upgrade) loses at most `trim_step`
+    runs per run's end until it fits; a trim that fails is logged and the run's end stays recorded."""
+    state.runs_kept = 100  # type: ignore[attr-defined]  # the history, written before the bound
+    for _ in range(10):
+        run = state.start_run("s", "event")
+        run.outcome = "failed"
+        state.finish_run(run)
+    state.runs_kept, state.trim_step = 3, 2  # type: ignore[attr-defined]
+    sizes = []
+    for _ in range(5):
+        run = state.start_run("s", "event")
+        run.outcome = "failed"
+        state.finish_run(run)
+        sizes.append(len(state.runs("s")))
+    assert sizes == [9, 8, 7, 6, 5]  # 2 fewer per run, each run adding 1
+    _refuse_deleting_runs(state)
+    run = state.start_run("s", "event")
+    run.outcome, run.upserted = "ok", 7
+    state.finish_run(run)
+    last = state.last_run("s", kinds=("event",))
+    assert last is not None and (last.id, last.outcome, last.upserted) == (run.id, "ok", 7)
+    assert last.finished_at is not None and state.sources_with_unfinished_runs() == []
+    assert len(state.runs("s")) == 6 and "could not trim the run history of 's'" in caplog.text
